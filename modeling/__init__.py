@@ -1,0 +1,1 @@
+"""Detector families: configuration, modeling and image processing, one folder each (inference only)."""

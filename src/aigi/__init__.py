@@ -1,0 +1,1 @@
+"""aigi: tell real photographs from AI-generated images."""
