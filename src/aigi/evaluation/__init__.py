@@ -1,0 +1,1 @@
+"""Detection metrics (AUROC, AP, accuracy, TPR@FPR, EER) and evaluation reports."""

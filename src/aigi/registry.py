@@ -1,0 +1,103 @@
+"""Detector families known to aigi, their Auto-class registration, and model name resolution."""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModel,
+    AutoModelForImageClassification,
+    PreTrainedConfig,
+    PreTrainedModel,
+)
+
+from .modeling.rescalecl import (
+    RescaleCLConfig,
+    RescaleCLForImageClassification,
+    RescaleCLImageProcessor,
+    RescaleCLModel,
+)
+
+BUNDLED_CHECKPOINTS_DIR = Path(__file__).parent / "checkpoints"
+DEFAULT_DETECTOR: str | None = None
+
+
+@dataclass(frozen=True)
+class DetectorFamily:
+    name: str
+    paper: str
+    config_class: type[PreTrainedConfig]
+    base_model_class: type[PreTrainedModel]
+    classification_class: type[PreTrainedModel]
+    image_processor_class: type
+
+
+FAMILIES: dict[str, DetectorFamily] = {
+    family.name: family
+    for family in [
+        DetectorFamily(
+            name="rescalecl",
+            paper="Generalization through discrepancy (rescaling-contrastive pre-training)",
+            config_class=RescaleCLConfig,
+            base_model_class=RescaleCLModel,
+            classification_class=RescaleCLForImageClassification,
+            image_processor_class=RescaleCLImageProcessor,
+        ),
+    ]
+}
+
+
+def register_families() -> None:
+    """Register every family with the transformers Auto classes (idempotent)."""
+    for family in FAMILIES.values():
+        model_type = family.config_class.model_type
+        AutoConfig.register(model_type, family.config_class, exist_ok=True)
+        AutoModel.register(family.config_class, family.base_model_class, exist_ok=True)
+        AutoModelForImageClassification.register(family.config_class, family.classification_class, exist_ok=True)
+        AutoImageProcessor.register(
+            family.config_class, image_processor_classes={"pil": family.image_processor_class}, exist_ok=True
+        )
+
+
+def directory_size(path: Path) -> int:
+    return sum(file.stat().st_size for file in path.rglob("*") if file.is_file())
+
+
+def bundled_checkpoints() -> list[dict]:
+    """Checkpoints shipped inside the package: `{"name", "family", "path", "size_bytes"}` each."""
+    if not BUNDLED_CHECKPOINTS_DIR.is_dir():
+        return []
+    checkpoints = []
+    for config_file in sorted(BUNDLED_CHECKPOINTS_DIR.glob("*/config.json")):
+        checkpoint_dir = config_file.parent
+        checkpoints.append(
+            {
+                "name": checkpoint_dir.name,
+                "family": json.loads(config_file.read_text())["model_type"],
+                "path": str(checkpoint_dir),
+                "size_bytes": directory_size(checkpoint_dir),
+            }
+        )
+    return checkpoints
+
+
+def resolve_model(name_or_path: str | None) -> str:
+    """A bundled checkpoint name, a local directory, or a Hub id (returned as given); None means the default."""
+    if name_or_path is None:
+        if DEFAULT_DETECTOR is None:
+            raise ValueError(
+                "No default detector ships with this version of aigi yet: pass --model with a bundled name "
+                "(see `aigi models`), a local checkpoint directory (e.g. one written by `aigi train`) or a Hub id."
+            )
+        name_or_path = DEFAULT_DETECTOR
+    bundled = {checkpoint["name"]: checkpoint["path"] for checkpoint in bundled_checkpoints()}
+    if name_or_path in bundled:
+        return bundled[name_or_path]
+    local = Path(name_or_path).expanduser()
+    if local.exists():
+        if not (local / "config.json").is_file():
+            raise ValueError(f"{local} is not a model directory: it has no config.json")
+        return str(local)
+    return name_or_path

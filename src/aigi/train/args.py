@@ -1,0 +1,70 @@
+"""Training arguments: CLI flags or a YAML/JSON file (flags given after the file override it)."""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from transformers import HfArgumentParser
+
+TASKS = ("rescalecl-pretrain", "classify")
+FINETUNE_MODES = ("full", "linear")
+
+
+@dataclass
+class TrainingArguments:
+    task: str = field(metadata={"help": f"One of {TASKS}."})
+    train_data: str = field(metadata={"help": "Folder (real/ + fake/<generator>/, 0_real/1_fake), manifest or saved HF dataset."})
+    output_dir: str = field(metadata={"help": "Run folder: checkpoints/, log.jsonl, final/ (the model to use)."})
+    model: str | None = field(default=None, metadata={"help": "Checkpoint to start from (e.g. a pre-trained encoder)."})
+    backbone: str = field(default="legacy_xception", metadata={"help": "timm encoder when starting from scratch."})
+    backbone_pretrained: bool = field(default=False, metadata={"help": "Start from timm ImageNet weights (needs the Hub)."})
+    image_size: int = field(default=256, metadata={"help": "Inference centre crop of the saved model."})
+    patch_size: int = field(default=128, metadata={"help": "Training crop (the paper uses 128x128 patches)."})
+    finetune_mode: str = field(default="full", metadata={"help": "classify: 'full' network or 'linear' head only."})
+    samples_per_class: int | None = field(default=None, metadata={"help": "classify: few-shot, k images per class."})
+    max_steps: int = field(default=1000, metadata={"help": "Optimizer steps."})
+    per_device_batch_size: int = 32
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 2e-4
+    weight_decay: float = 2e-4
+    mixed_precision: str = field(default="no", metadata={"help": "'no' (fp32) or 'bf16'."})
+    checkpointing_steps: int = field(default=100, metadata={"help": "Save a resumable checkpoint every N steps."})
+    resume_from_checkpoint: str | None = field(default=None, metadata={"help": "'latest' or a checkpoint folder."})
+    logging_steps: int = 10
+    seed: int = 0
+    num_workers: int = 2
+    ratios_per_batch: int = field(default=4, metadata={"help": "rescalecl-pretrain: rescale ratios per batch."})
+    phases_per_ratio: int = field(default=2, metadata={"help": "rescalecl-pretrain: periodic phases per ratio."})
+    max_ratio_denominator: int = field(default=8, metadata={"help": "rescalecl-pretrain: ratios p/q in (1,2), q <= this."})
+    temperature: float = field(default=0.07, metadata={"help": "rescalecl-pretrain: SupCon temperature."})
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        if self.finetune_mode not in FINETUNE_MODES:
+            raise ValueError(f"finetune_mode must be one of {FINETUNE_MODES}, got {self.finetune_mode!r}")
+        if self.mixed_precision not in ("no", "bf16"):
+            raise ValueError(f"mixed_precision must be 'no' or 'bf16', got {self.mixed_precision!r}")
+        for name in ("max_steps", "per_device_batch_size", "gradient_accumulation_steps", "checkpointing_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, indent=2, sort_keys=True)
+
+
+def parse_training_arguments(argv: list[str]) -> TrainingArguments:
+    """`[config.yaml|config.json] [--flag value ...]`: the file gives defaults, flags override them."""
+    parser = HfArgumentParser(TrainingArguments)
+    if argv and Path(argv[0]).suffix in (".yaml", ".yml", ".json"):
+        config_path = Path(argv[0])
+        text = config_path.read_text()
+        values = json.loads(text) if config_path.suffix == ".json" else yaml.safe_load(text)
+        parser.set_defaults(**values)
+        for action in parser._actions:
+            if action.dest in values:
+                action.required = False
+        argv = argv[1:]
+    (arguments,) = parser.parse_args_into_dataclasses(args=argv)
+    return arguments

@@ -1,0 +1,161 @@
+"""The one training loop (Accelerate): gradient accumulation, bf16/fp32, resumable checkpoints, logs, progress."""
+
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from tqdm.auto import tqdm
+
+from .args import TrainingArguments
+from .tasks import build_task
+
+CHECKPOINT_PREFIX = "step_"
+STATE_FILE = "trainer_state.json"
+
+
+class ResumableSampler(torch.utils.data.Sampler):
+    """Shuffles with a permutation fixed by (seed, epoch), so a resumed run sees the same order."""
+
+    def __init__(self, size: int, seed: int):
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+
+def find_checkpoint(output_dir: Path, resume_from_checkpoint: str) -> Path:
+    if resume_from_checkpoint != "latest":
+        return Path(resume_from_checkpoint)
+    checkpoints = sorted(
+        (output_dir / "checkpoints").glob(f"{CHECKPOINT_PREFIX}*"), key=lambda path: int(path.name.split("_")[1])
+    )
+    if not checkpoints:
+        raise FileNotFoundError(f"no checkpoint to resume from in {output_dir / 'checkpoints'}")
+    return checkpoints[-1]
+
+
+def train(args: TrainingArguments) -> Path:
+    """Run `args.task`; returns the folder of the final model (`output_dir/final`)."""
+    output_dir = Path(args.output_dir)
+    accelerator = Accelerator(
+        mixed_precision=args.mixed_precision, gradient_accumulation_steps=args.gradient_accumulation_steps
+    )
+    if args.resume_from_checkpoint is None and (output_dir / "checkpoints").exists():
+        raise FileExistsError(
+            f"{output_dir} already holds a run; pass --resume_from_checkpoint latest or choose a new output_dir"
+        )
+    set_seed(args.seed)
+    task = build_task(args)
+    model = task.build_model()
+    dataset = task.build_dataset()
+    sampler = ResumableSampler(len(dataset), args.seed)
+    dataloader = torch.utils.data.DataLoader(
+        dataset, batch_size=args.per_device_batch_size, sampler=sampler, collate_fn=task.collate,
+        num_workers=args.num_workers, drop_last=True,
+    )
+    optimizer = torch.optim.Adam(
+        task.trainable_parameters(model), lr=args.learning_rate, betas=(0.9, 0.999), weight_decay=args.weight_decay
+    )
+    model, optimizer, dataloader = accelerator.prepare(model, optimizer, dataloader)
+    if len(dataloader) < args.gradient_accumulation_steps:
+        raise ValueError(f"{len(dataset)} samples are too few for one optimizer step at this batch size")
+    steps_per_epoch = len(dataloader) // args.gradient_accumulation_steps
+
+    step = 0
+    if args.resume_from_checkpoint is not None:
+        checkpoint = find_checkpoint(output_dir, args.resume_from_checkpoint)
+        accelerator.load_state(str(checkpoint))
+        step = json.loads((checkpoint / STATE_FILE).read_text())["step"]
+        accelerator.print(f"resumed from {checkpoint} at step {step}")
+
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "training_args.json").write_text(args.to_json())
+    log_file = output_dir / "log.jsonl"
+    progress = tqdm(
+        total=args.max_steps, initial=step, desc=args.task, disable=not accelerator.is_local_main_process
+    )
+    samples_seen, started = 0, time.perf_counter()
+    model.train()
+    while step < args.max_steps:
+        epoch, steps_into_epoch = divmod(step, steps_per_epoch)
+        for holder in (sampler, dataset):
+            holder.set_epoch(epoch)
+        batches_done = steps_into_epoch * args.gradient_accumulation_steps
+        epoch_batches = accelerator.skip_first_batches(dataloader, batches_done) if batches_done else dataloader
+        for batch in epoch_batches:
+            with accelerator.accumulate(model):
+                loss = task.compute_loss(model, batch, step, accelerator.process_index)
+                accelerator.backward(loss)
+                optimizer.step()
+                optimizer.zero_grad()
+            samples_seen += len(batch["labels"]) if isinstance(batch, dict) else len(batch)
+            if not accelerator.sync_gradients:
+                continue
+            step += 1
+            progress.update(1)
+            if step % args.logging_steps == 0 or step == args.max_steps:
+                mean_loss = accelerator.gather(loss.detach().float().reshape(1)).mean().item()
+                record = {"step": step, "epoch": epoch, "loss": mean_loss,
+                          "samples_per_s": samples_seen / (time.perf_counter() - started)}
+                progress.set_postfix(loss=f"{mean_loss:.4f}")
+                if accelerator.is_main_process:
+                    with log_file.open("a") as handle:
+                        handle.write(json.dumps(record) + "\n")
+            if step % args.checkpointing_steps == 0 or step == args.max_steps:
+                save_checkpoint(accelerator, output_dir, step)
+            steps_into_epoch += 1
+            # Only whole accumulation windows count: a partial window at the epoch's end is skipped.
+            if step >= args.max_steps or steps_into_epoch == steps_per_epoch:
+                break
+    progress.close()
+
+    final_dir = output_dir / "final"
+    accelerator.wait_for_everyone()
+    run_summary = {"process_index": accelerator.process_index, "num_processes": accelerator.num_processes,
+                   "steps": step, "samples_seen": samples_seen, "seconds": time.perf_counter() - started}
+    (output_dir / f"process_{accelerator.process_index}.json").write_text(json.dumps(run_summary))
+    if accelerator.is_main_process:
+        task.save_final(accelerator.unwrap_model(model), str(final_dir))
+    accelerator.wait_for_everyone()
+    return final_dir
+
+
+def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int) -> None:
+    checkpoint = output_dir / "checkpoints" / f"{CHECKPOINT_PREFIX}{step}"
+    if checkpoint.exists():
+        raise FileExistsError(f"refusing to overwrite checkpoint {checkpoint}")
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(checkpoint))
+    if accelerator.is_main_process:
+        (checkpoint / STATE_FILE).write_text(json.dumps({"step": step}))
+    accelerator.wait_for_everyone()
+
+
+def main(argv: list[str] | None = None) -> None:
+    import sys
+
+    import aigi  # noqa: F401  (registers the detector families with the Auto classes)
+
+    from .args import parse_training_arguments
+
+    arguments = parse_training_arguments(sys.argv[1:] if argv is None else argv)
+    final_dir = train(arguments)
+    print(f"final model: {final_dir}")
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        # gloo ranks sometimes abort at interpreter exit ("terminate called without an active exception").
+        torch.distributed.destroy_process_group()
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        os._exit(0)

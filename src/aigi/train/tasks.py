@@ -1,0 +1,202 @@
+"""What is trained: RescaleCL rescaling-contrastive pre-training, and real/fake classification (any family)."""
+
+import random
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+from ..data.rescaling import build_rescaling_batch, rescale_ratios
+from ..data.sources import DetectionDataset, DetectionRecord, load_detection_records, load_record_image
+from ..data.transforms import CodecResizeAugment, random_crop_or_pad
+from ..losses import supervised_contrastive_loss
+from ..modeling.rescalecl import RescaleCLConfig, RescaleCLImageProcessor, RescaleCLModel
+from ..registry import FAMILIES
+from .args import TrainingArguments
+
+
+def sample_seed(*parts: int) -> int:
+    """A deterministic seed for one sample at one epoch, so augmentation is identical after a resume."""
+    return hash(parts) & 0x7FFFFFFF
+
+
+class RealPhotoCrops(torch.utils.data.Dataset):
+    """Real photos only, as `[3, S, S]` float tensors in [0, 1] (random crop, reflect-padded if smaller)."""
+
+    def __init__(self, records: Sequence[DetectionRecord], crop_size: int, seed: int):
+        self.records, self.crop_size, self.seed, self.epoch = list(records), crop_size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        image = load_record_image(self.records[index])
+        image = random_crop_or_pad(image, self.crop_size, random.Random(sample_seed(self.seed, self.epoch, index)))
+        return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1).float() / 255.0
+
+
+class ProjectionHead(nn.Sequential):
+    """The SupCon projection MLP of pre-training; discarded before fine-tuning."""
+
+    def __init__(self, input_dim: int, hidden_dim: int, output_dim: int):
+        super().__init__(nn.Linear(input_dim, hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, output_dim))
+
+
+class RescalingContrastModel(nn.Module):
+    def __init__(self, encoder: RescaleCLModel):
+        super().__init__()
+        config = encoder.config
+        self.encoder = encoder
+        self.projection = ProjectionHead(encoder.feature_dim, config.projection_hidden_size, config.projection_dim)
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        return self.projection(self.encoder(patches).pooler_output)
+
+
+class RescaleCLPretrainTask:
+    """Rescaling-contrastive pre-training on real photos (labels of the data are ignored; fakes are dropped)."""
+
+    def __init__(self, args: TrainingArguments):
+        self.args = args
+        self.ratios = rescale_ratios(args.max_ratio_denominator)
+        self.processor = RescaleCLImageProcessor(crop_size={"height": args.image_size, "width": args.image_size})
+
+    def build_model(self) -> nn.Module:
+        if self.args.model:
+            encoder = RescaleCLModel.from_pretrained(self.args.model)
+        else:
+            config = RescaleCLConfig(
+                backbone=self.args.backbone, backbone_pretrained=self.args.backbone_pretrained,
+                image_size=self.args.image_size,
+            )
+            encoder = RescaleCLModel(config)
+            if self.args.backbone_pretrained:
+                load_timm_pretrained_weights(encoder.encoder, self.args.backbone)
+        return RescalingContrastModel(encoder)
+
+    def build_dataset(self) -> torch.utils.data.Dataset:
+        reals = [record for record in load_detection_records(self.args.train_data) if record.label == 0]
+        if len(reals) < 2 * self.args.ratios_per_batch:
+            raise ValueError(f"rescalecl-pretrain needs real photos; found {len(reals)} in {self.args.train_data}")
+        return RealPhotoCrops(reals, crop_size=2 * self.args.patch_size, seed=self.args.seed)
+
+    @staticmethod
+    def collate(images: list[torch.Tensor]) -> list[torch.Tensor]:
+        return images
+
+    def compute_loss(self, model: nn.Module, images: list[torch.Tensor], step: int, process_index: int):
+        generator = torch.Generator().manual_seed(sample_seed(self.args.seed, step, process_index))
+        patches, labels = build_rescaling_batch(
+            images, patch_size=self.args.patch_size, ratios_per_batch=self.args.ratios_per_batch,
+            phases_per_ratio=self.args.phases_per_ratio, generator=generator, ratios=self.ratios,
+        )
+        device = next(model.parameters()).device
+        patches = (patches.to(device) - 0.5) / 0.5  # the processor's normalisation (mean = std = 0.5)
+        return supervised_contrastive_loss(model(patches), labels.to(device), temperature=self.args.temperature)
+
+    def trainable_parameters(self, model: nn.Module):
+        return model.parameters()
+
+    def save_final(self, model: nn.Module, directory: str) -> None:
+        model.encoder.save_pretrained(directory)
+        self.processor.save_pretrained(directory)
+
+
+class AugmentedDetectionDataset(DetectionDataset):
+    """Codec/resize augmentation on both classes, then a random training crop; reproducible per (epoch, index)."""
+
+    def __init__(self, records, image_processor, augment: CodecResizeAugment, crop_size: int, seed: int):
+        super().__init__(records, image_processor)
+        self.augment, self.crop_size, self.seed, self.epoch = augment, crop_size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __getitem__(self, index: int):
+        record = self.records[index]
+        rng = random.Random(sample_seed(self.seed, self.epoch, index))
+        image = random_crop_or_pad(self.augment(load_record_image(record), rng), self.crop_size, rng)
+        crop = {"height": self.crop_size, "width": self.crop_size}
+        pixel_values = self.image_processor(images=image, crop_size=crop, return_tensors="pt")["pixel_values"][0]
+        return {"pixel_values": pixel_values, "labels": record.label}
+
+
+def few_shot_subset(records: Sequence[DetectionRecord], per_class: int, seed: int) -> list[DetectionRecord]:
+    rng = random.Random(seed)
+    subset = []
+    for label in (0, 1):
+        members = [record for record in records if record.label == label]
+        if len(members) < per_class:
+            raise ValueError(f"few-shot needs {per_class} images of label {label}, found {len(members)}")
+        subset += rng.sample(members, per_class)
+    return subset
+
+
+class ClassificationTask:
+    """Binary real/fake fine-tuning of any registered family (`--model` gives the starting checkpoint)."""
+
+    def __init__(self, args: TrainingArguments):
+        self.args = args
+        if args.model:
+            self.processor = AutoImageProcessor.from_pretrained(args.model)
+        else:
+            self.processor = RescaleCLImageProcessor(crop_size={"height": args.image_size, "width": args.image_size})
+
+    def build_model(self) -> nn.Module:
+        if self.args.model:
+            model = AutoModelForImageClassification.from_pretrained(self.args.model)
+        else:
+            config = RescaleCLConfig(
+                backbone=self.args.backbone, backbone_pretrained=self.args.backbone_pretrained,
+                image_size=self.args.image_size,
+            )
+            model = FAMILIES["rescalecl"].classification_class(config)
+            if self.args.backbone_pretrained:
+                load_timm_pretrained_weights(model.rescalecl.encoder, self.args.backbone)
+        if self.args.finetune_mode == "linear":
+            base = getattr(model, model.base_model_prefix)
+            base.requires_grad_(False)
+        return model
+
+    def build_dataset(self) -> torch.utils.data.Dataset:
+        records = load_detection_records(self.args.train_data)
+        if self.args.samples_per_class:
+            records = few_shot_subset(records, self.args.samples_per_class, self.args.seed)
+        return AugmentedDetectionDataset(
+            records, self.processor, CodecResizeAugment(), crop_size=self.args.patch_size, seed=self.args.seed
+        )
+
+    collate = None
+
+    def compute_loss(self, model: nn.Module, batch: dict, step: int, process_index: int):
+        if self.args.finetune_mode == "linear":
+            getattr(_unwrap(model), _unwrap(model).base_model_prefix).eval()  # frozen BatchNorm statistics
+        return model(pixel_values=batch["pixel_values"], labels=batch["labels"]).loss
+
+    def trainable_parameters(self, model: nn.Module):
+        return [parameter for parameter in model.parameters() if parameter.requires_grad]
+
+    def save_final(self, model: nn.Module, directory: str) -> None:
+        model.save_pretrained(directory)
+        self.processor.save_pretrained(directory)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return getattr(model, "module", model)
+
+
+def load_timm_pretrained_weights(encoder: nn.Module, backbone: str) -> None:
+    """ImageNet weights for the encoder (the paper's starting point). Needs the Hub or timm's cache."""
+    import timm
+
+    pretrained = timm.create_model(backbone, pretrained=True, num_classes=0)
+    encoder.load_state_dict(pretrained.state_dict())
+
+
+def build_task(args: TrainingArguments):
+    return {"rescalecl-pretrain": RescaleCLPretrainTask, "classify": ClassificationTask}[args.task](args)
