@@ -9,9 +9,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-import pytest  # noqa: E402
-
-from bad_images import CorpusEntry, make_bad_image_corpus  # noqa: E402
+import pytest
+from bad_images import CorpusEntry, make_bad_image_corpus
 
 
 @pytest.fixture(scope="session")
@@ -21,3 +20,19 @@ def bad_image_corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Corp
     Maps entry name to ``CorpusEntry``; treat the files as read-only.
     """
     return make_bad_image_corpus(tmp_path_factory.mktemp("bad_images"))
+
+
+@pytest.fixture(scope="session")
+def tiny_detector_dir(tmp_path_factory: pytest.TempPathFactory):
+    """A saved tiny RescaleCL detector (random weights, 32-px crop); read-only."""
+    from helpers import save_tiny_detector
+
+    return save_tiny_detector(tmp_path_factory.mktemp("tiny_detector"))
+
+
+@pytest.fixture(scope="session")
+def detection_folder(tmp_path_factory: pytest.TempPathFactory):
+    """`real/*.jpg` + `fake/{gen_a,gen_b}/*.png` synthetic images; read-only."""
+    from helpers import write_detection_folder
+
+    return write_detection_folder(tmp_path_factory.mktemp("detection_folder"))

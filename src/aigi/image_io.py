@@ -14,7 +14,6 @@ import os
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -40,7 +39,7 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
 )
 """Lower-case suffixes picked up when walking folders (matching is case-insensitive)."""
 
-ImageSource = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
+ImageSource = str | os.PathLike | bytes | Image.Image | np.ndarray
 
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
@@ -146,7 +145,7 @@ def _load_path(path: Path) -> Image.Image:
 
 
 def _download(url: str, timeout: float | None) -> bytes:
-    import requests
+    import requests  # only URL sources need it
 
     chunks: list[bytes] = []
     received = 0
@@ -166,11 +165,11 @@ def _download(url: str, timeout: float | None) -> bytes:
 
 
 def _decode(file: Path | bytes, source: str) -> Image.Image:
-    if file == b"":
+    if isinstance(file, bytes) and not file:
         raise ImageLoadError(source, "empty", "no data (0 bytes)")
-    with _decoding_errors(source):
-        with Image.open(io.BytesIO(file) if isinstance(file, bytes) else file) as image:
-            return _finish(image, source)
+    opened = io.BytesIO(file) if isinstance(file, bytes) else file
+    with _decoding_errors(source), Image.open(opened) as image:
+        return _finish(image, source)
 
 
 @contextlib.contextmanager

@@ -32,6 +32,10 @@ class AIImageDetectionPipeline(Pipeline):
     _load_processor = False
     _load_video_processor = False
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.model.to(memory_format=torch.channels_last)
+
     def _sanitize_parameters(self, threshold=None, timeout=None, on_error=None, protocol=None, **kwargs):
         preprocess_params, postprocess_params = {}, {}
         if protocol is not None:
@@ -93,5 +97,5 @@ def register_pipeline_task() -> None:
 
 def fake_probabilities(model: torch.nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
     """P(fake) for a batch of processed images, whatever the position of "fake" in the model's labels."""
-    logits = model(pixel_values=pixel_values).logits.float()
+    logits = model(pixel_values=pixel_values.contiguous(memory_format=torch.channels_last)).logits.float()
     return logits.softmax(-1)[:, int(model.config.label2id["fake"])]

@@ -17,6 +17,10 @@ from ..registry import FAMILIES
 from .args import TrainingArguments
 
 
+# Always re-encode lossy: a lossless branch would keep the reals' JPEG traces next to the fakes' clean PNGs.
+TRAINING_AUGMENT = CodecResizeAugment(p_lossless=0.0)
+
+
 def sample_seed(*parts: int) -> int:
     """A deterministic seed for one sample at one epoch, so augmentation is identical after a resume."""
     return hash(parts) & 0x7FFFFFFF
@@ -97,6 +101,7 @@ class RescaleCLPretrainTask:
         )
         device = next(model.parameters()).device
         patches = (patches.to(device) - 0.5) / 0.5  # the processor's normalisation (mean = std = 0.5)
+        patches = patches.contiguous(memory_format=torch.channels_last)
         return supervised_contrastive_loss(model(patches), labels.to(device), temperature=self.args.temperature)
 
     def trainable_parameters(self, model: nn.Module):
@@ -168,7 +173,7 @@ class ClassificationTask:
         if self.args.samples_per_class:
             records = few_shot_subset(records, self.args.samples_per_class, self.args.seed)
         return AugmentedDetectionDataset(
-            records, self.processor, CodecResizeAugment(), crop_size=self.args.patch_size, seed=self.args.seed
+            records, self.processor, TRAINING_AUGMENT, crop_size=self.args.patch_size, seed=self.args.seed
         )
 
     collate = None
@@ -176,7 +181,8 @@ class ClassificationTask:
     def compute_loss(self, model: nn.Module, batch: dict, step: int, process_index: int):
         if self.args.finetune_mode == "linear":
             getattr(_unwrap(model), _unwrap(model).base_model_prefix).eval()  # frozen BatchNorm statistics
-        return model(pixel_values=batch["pixel_values"], labels=batch["labels"]).loss
+        pixel_values = batch["pixel_values"].contiguous(memory_format=torch.channels_last)
+        return model(pixel_values=pixel_values, labels=batch["labels"]).loss
 
     def trainable_parameters(self, model: nn.Module):
         return [parameter for parameter in model.parameters() if parameter.requires_grad]

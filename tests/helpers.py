@@ -1,0 +1,45 @@
+"""Small builders shared by tests: synthetic detection folders and tiny saved detectors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from aigi.modeling.rescalecl import RescaleCLConfig, RescaleCLForImageClassification, RescaleCLImageProcessor
+
+TINY_IMAGE_SIZE = 32
+
+
+def smooth_image(seed: int, size: int = 48, fake: bool = False) -> Image.Image:
+    """A photo-like smooth image; 'fake' ones carry a periodic checkerboard a detector can learn."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, (size // 8, size // 8, 3), dtype=np.uint8)
+    pixels = np.asarray(Image.fromarray(coarse).resize((size, size), Image.Resampling.BICUBIC)).astype(np.int16)
+    if fake:
+        checker = ((np.indices((size, size)).sum(0) % 2) * 40 - 20)[..., None]
+        pixels = pixels + checker
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def write_detection_folder(root: Path, n_real: int = 8, n_fake_per_generator: int = 4,
+                           generators: tuple[str, ...] = ("gen_a", "gen_b"), size: int = 48) -> Path:
+    """`root/real/*.jpg` and `root/fake/<generator>/*.png`, like the external data (and its format bias)."""
+    (root / "real").mkdir(parents=True, exist_ok=True)
+    for index in range(n_real):
+        smooth_image(index, size).save(root / "real" / f"real_{index:03d}.jpg", quality=95)
+    for generator_index, generator in enumerate(generators):
+        (root / "fake" / generator).mkdir(parents=True, exist_ok=True)
+        for index in range(n_fake_per_generator):
+            seed = 1000 * (generator_index + 1) + index
+            smooth_image(seed, size, fake=True).save(root / "fake" / generator / f"{generator}_{index:03d}.png")
+    return root
+
+
+def save_tiny_detector(directory: Path, decision_threshold: float = 0.5) -> Path:
+    config = RescaleCLConfig(backbone="test_resnet", image_size=TINY_IMAGE_SIZE, decision_threshold=decision_threshold)
+    RescaleCLForImageClassification(config).eval().save_pretrained(directory)
+    crop = {"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE}
+    RescaleCLImageProcessor(crop_size=crop).save_pretrained(directory)
+    return directory
