@@ -14,6 +14,10 @@ class RescaleCLConfig(PreTrainedConfig):
     backbone_pretrained (`bool`, defaults to `False`):
         Provenance flag: whether training started from ImageNet weights (the paper's setting). Loading a
         checkpoint never downloads anything; training code reads this flag when it builds a fresh encoder.
+    input_highpass (`bool`, defaults to `False`):
+        Feed the encoder `x - mean3x3(x)` instead of `x` (a fixed, parameter-free high-pass). Not in the paper:
+        the offline configuration uses it because a from-scratch encoder on a CPU budget does not find the
+        interpolation traces under the image content without it.
     image_size (`int`, defaults to 256):
         Side of the centre crop seen at inference (images are never resized).
     projection_hidden_size / projection_dim (`int`):
@@ -28,6 +32,7 @@ class RescaleCLConfig(PreTrainedConfig):
 
     backbone: str = "legacy_xception"
     backbone_pretrained: bool = False
+    input_highpass: bool = False
     image_size: int = 256
     projection_hidden_size: int = 2048
     projection_dim: int = 128

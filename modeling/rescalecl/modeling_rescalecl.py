@@ -52,6 +52,9 @@ class RescaleCLModel(RescaleCLPreTrainedModel):
         return self.encoder.num_features
 
     def forward(self, pixel_values: torch.Tensor, **kwargs) -> BaseModelOutputWithPooling:
+        if self.config.input_highpass:
+            local_mean = nn.functional.avg_pool2d(pixel_values, 3, stride=1, padding=1, count_include_pad=False)
+            pixel_values = pixel_values - local_mean
         feature_map = self.encoder.forward_features(pixel_values)
         pooled = self.encoder.forward_head(feature_map, pre_logits=True)
         return BaseModelOutputWithPooling(last_hidden_state=feature_map, pooler_output=pooled)

@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="List detector families and bundled checkpoints.")
     models.add_argument("--json", action="store_true")
 
+    commands.add_parser("samples", help="Print the folder of the bundled sample images.")
     commands.add_parser("train", help="Train a detector (same as `accelerate launch -m aigi.train`).", add_help=False)
     return parser
 
@@ -110,6 +111,13 @@ def run_models(args) -> int:
     return 0
 
 
+def run_samples(args) -> int:
+    from .registry import SAMPLES_DIR
+
+    print(SAMPLES_DIR)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "train":
@@ -118,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         train_main(argv[1:])
         return 0
     args = build_parser().parse_args(argv)
-    return {"detect": run_detect, "evaluate": run_evaluate, "models": run_models}[args.command](args)
+    commands = {"detect": run_detect, "evaluate": run_evaluate, "models": run_models, "samples": run_samples}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from .modeling.rescalecl import (
 )
 
 BUNDLED_CHECKPOINTS_DIR = Path(__file__).parent / "checkpoints"
+SAMPLES_DIR = Path(__file__).parent / "samples"
 DEFAULT_DETECTOR: str | None = None
 
 

@@ -19,6 +19,7 @@ class TrainingArguments:
     model: str | None = field(default=None, metadata={"help": "Checkpoint to start from (e.g. a pre-trained encoder)."})
     backbone: str = field(default="legacy_xception", metadata={"help": "timm encoder when starting from scratch."})
     backbone_pretrained: bool = field(default=False, metadata={"help": "Start from timm ImageNet weights (needs the Hub)."})
+    input_highpass: bool = field(default=False, metadata={"help": "Fixed 3x3 high-pass input (offline config)."})
     image_size: int = field(default=256, metadata={"help": "Inference centre crop of the saved model."})
     patch_size: int = field(default=128, metadata={"help": "Training crop (the paper uses 128x128 patches)."})
     finetune_mode: str = field(default="full", metadata={"help": "classify: 'full' network or 'linear' head only."})

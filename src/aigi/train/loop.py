@@ -49,7 +49,10 @@ def train(args: TrainingArguments) -> Path:
     """Run `args.task`; returns the folder of the final model (`output_dir/final`)."""
     output_dir = Path(args.output_dir)
     accelerator = Accelerator(
-        mixed_precision=args.mixed_precision, gradient_accumulation_steps=args.gradient_accumulation_steps
+        mixed_precision=args.mixed_precision,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        # Without an accelerator, Accelerate only forms a multi-process (gloo) group when told it runs on CPU.
+        cpu=not torch.accelerator.is_available(),
     )
     if args.resume_from_checkpoint is None and (output_dir / "checkpoints").exists():
         raise FileExistsError(
@@ -135,9 +138,10 @@ def train(args: TrainingArguments) -> Path:
 
 def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int) -> None:
     checkpoint = output_dir / "checkpoints" / f"{CHECKPOINT_PREFIX}{step}"
-    if checkpoint.exists():
+    already_saved = checkpoint.exists()
+    accelerator.wait_for_everyone()  # every rank looks before any rank writes
+    if already_saved:
         raise FileExistsError(f"refusing to overwrite checkpoint {checkpoint}")
-    accelerator.wait_for_everyone()
     accelerator.save_state(str(checkpoint))
     if accelerator.is_main_process:
         (checkpoint / STATE_FILE).write_text(json.dumps({"step": step}))

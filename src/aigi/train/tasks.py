@@ -76,7 +76,7 @@ class RescaleCLPretrainTask:
         else:
             config = RescaleCLConfig(
                 backbone=self.args.backbone, backbone_pretrained=self.args.backbone_pretrained,
-                image_size=self.args.image_size,
+                input_highpass=self.args.input_highpass, image_size=self.args.image_size,
             )
             encoder = RescaleCLModel(config)
             if self.args.backbone_pretrained:
@@ -158,7 +158,7 @@ class ClassificationTask:
         else:
             config = RescaleCLConfig(
                 backbone=self.args.backbone, backbone_pretrained=self.args.backbone_pretrained,
-                image_size=self.args.image_size,
+                input_highpass=self.args.input_highpass, image_size=self.args.image_size,
             )
             model = FAMILIES["rescalecl"].classification_class(config)
             if self.args.backbone_pretrained:

@@ -1,0 +1,107 @@
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from aigi.train import parse_training_arguments, train
+
+
+def tiny_arguments(task: str, data, output_dir, **overrides) -> list[str]:
+    values = {
+        "task": task, "train_data": str(data), "output_dir": str(output_dir), "backbone": "test_resnet",
+        "image_size": 32, "patch_size": 32, "max_steps": 4, "per_device_batch_size": 4, "checkpointing_steps": 2,
+        "logging_steps": 1, "num_workers": 0, "ratios_per_batch": 2, "phases_per_ratio": 2, "seed": 3,
+    }
+    values.update(overrides)
+    return [item for key, value in values.items() for item in (f"--{key}", str(value))]
+
+
+def final_weights(output_dir) -> dict[str, torch.Tensor]:
+    return load_file(str(output_dir / "final" / "model.safetensors"))
+
+
+@pytest.mark.parametrize("task", ["rescalecl-pretrain", "classify"])
+def test_training_runs_logs_and_saves(task, detection_folder, tmp_path):
+    final_dir = train(parse_training_arguments(tiny_arguments(task, detection_folder, tmp_path)))
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [record["step"] for record in log] == [1, 2, 3, 4]
+    assert all(torch.isfinite(torch.tensor(record["loss"])) for record in log)
+    assert sorted(path.name for path in (tmp_path / "checkpoints").iterdir()) == ["step_2", "step_4"]
+    assert (final_dir / "model.safetensors").is_file() and (final_dir / "preprocessor_config.json").is_file()
+    assert json.loads((final_dir / "config.json").read_text())["model_type"] == "rescalecl"
+
+
+def test_pretrained_encoder_feeds_classification(detection_folder, tmp_path):
+    encoder_dir = train(parse_training_arguments(tiny_arguments("rescalecl-pretrain", detection_folder, tmp_path / "pre")))
+    classifier_dir = train(parse_training_arguments(tiny_arguments(
+        "classify", detection_folder, tmp_path / "cls", model=encoder_dir, finetune_mode="linear", max_steps=2
+    )))
+    encoder = load_file(str(encoder_dir / "model.safetensors"))
+    classifier = load_file(str(classifier_dir / "model.safetensors"))
+    for name, value in encoder.items():  # linear mode: the pre-trained encoder is untouched
+        torch.testing.assert_close(classifier[f"rescalecl.{name}"], value)
+    assert "classifier.weight" in classifier
+
+
+def test_resume_is_exact_and_never_overwrites(detection_folder, tmp_path):
+    arguments = tiny_arguments("classify", detection_folder, tmp_path / "straight")
+    train(parse_training_arguments(arguments))
+    interrupted = tmp_path / "interrupted"
+    train(parse_training_arguments(tiny_arguments("classify", detection_folder, interrupted, max_steps=2)))
+    shutil.rmtree(interrupted / "final")
+    with pytest.raises(FileExistsError):
+        train(parse_training_arguments(tiny_arguments("classify", detection_folder, interrupted)))
+    train(parse_training_arguments(tiny_arguments(
+        "classify", detection_folder, interrupted, resume_from_checkpoint="latest"
+    )))
+    straight, resumed = final_weights(tmp_path / "straight"), final_weights(interrupted)
+    assert straight.keys() == resumed.keys()
+    for name in straight:
+        torch.testing.assert_close(resumed[name], straight[name], rtol=0, atol=0)
+    steps = [json.loads(line)["step"] for line in (interrupted / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
+
+
+def test_cli_few_shot_accumulation_bf16(detection_folder, tmp_path):
+    # A subprocess: accelerate's process-wide state cannot switch precision inside one interpreter.
+    arguments = tiny_arguments(
+        "classify", detection_folder, tmp_path, samples_per_class=4, per_device_batch_size=2,
+        gradient_accumulation_steps=2, mixed_precision="bf16", max_steps=2,
+    )
+    completed = subprocess.run(
+        [sys.executable, "-m", "aigi.cli", "train", *arguments], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    summary = json.loads((tmp_path / "process_0.json").read_text())
+    assert summary["steps"] == 2 and summary["samples_seen"] == 8  # 2 steps x 2 micro-batches x 2 images
+
+
+def test_yaml_config_with_flag_override(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("task: classify\ntrain_data: data\noutput_dir: out\nmax_steps: 7\nlearning_rate: 0.001\n")
+    arguments = parse_training_arguments([str(config), "--max_steps", "3"])
+    assert arguments.max_steps == 3 and arguments.learning_rate == 0.001 and arguments.task == "classify"
+    with pytest.raises(ValueError, match="task"):
+        parse_training_arguments(["--task", "nope", "--train_data", "d", "--output_dir", "o"])
+
+
+def test_two_processes_with_accelerate_launch(detection_folder, tmp_path):
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "aigi.train",
+        *tiny_arguments("classify", detection_folder, tmp_path, max_steps=2, per_device_batch_size=2),
+    ]
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    completed = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=400)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    summaries = [json.loads((tmp_path / f"process_{rank}.json").read_text()) for rank in (0, 1)]
+    assert [summary["num_processes"] for summary in summaries] == [2, 2]
+    assert [summary["process_index"] for summary in summaries] == [0, 1]
+    assert all(summary["steps"] == 2 and summary["samples_seen"] == 4 for summary in summaries)
+    assert (tmp_path / "final" / "model.safetensors").is_file()
