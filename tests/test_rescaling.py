@@ -11,7 +11,6 @@ from aigi.data.rescaling import (
     DEFAULT_RESCALE_RATIOS,
     RescalingContrastBatch,
     bilinear_rescale,
-    build_rescaling_batch,
     interpolation_period,
     minimum_source_size,
     rescale_ratios,
@@ -228,27 +227,13 @@ def test_batch_is_reproducible_for_a_seed() -> None:
     assert not (torch.equal(first.offsets, other.offsets) and first.ratios == other.ratios)
 
 
-def test_build_rescaling_batch_returns_patches_and_labels() -> None:
-    images = random_images(4, size=96)
-    patches, labels = build_rescaling_batch(
-        images,
-        patch_size=SMALL_PATCH,
-        ratios_per_batch=2,
-        phases_per_ratio=3,
-        generator=torch.Generator().manual_seed(0),
-    )
-    reference = sample_small_batch(images, ratios_per_batch=2, phases_per_ratio=3)
-    assert torch.equal(patches, reference.patches)
-    assert torch.equal(labels, reference.labels)
-
-
 def test_default_patch_size_on_256_pixel_images() -> None:
     images = random_images(4, size=256)
-    patches, labels = build_rescaling_batch(
+    batch = sample_rescaling_contrast_batch(
         images, ratios_per_batch=2, phases_per_ratio=2, generator=torch.Generator().manual_seed(0)
     )
-    assert patches.shape == (8, 3, 128, 128)
-    assert torch.bincount(labels).tolist() == [2, 2, 2, 2]
+    assert batch.patches.shape == (8, 3, 128, 128)
+    assert torch.bincount(batch.labels).tolist() == [2, 2, 2, 2]
 
 
 def test_too_small_images_name_the_needed_size() -> None:

@@ -34,6 +34,16 @@ def test_training_runs_logs_and_saves(task, detection_folder, tmp_path):
     assert sorted(path.name for path in (tmp_path / "checkpoints").iterdir()) == ["step_2", "step_4"]
     assert (final_dir / "model.safetensors").is_file() and (final_dir / "preprocessor_config.json").is_file()
     assert json.loads((final_dir / "config.json").read_text())["model_type"] == "rescalecl"
+    assert (tmp_path / "log.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_pretraining_with_ratio_classification_logs_both_terms(detection_folder, tmp_path):
+    arguments = tiny_arguments("rescalecl-pretrain", detection_folder, tmp_path, ratio_classification_weight=0.5,
+                               input_highpass=True, max_ratio_denominator=3, max_steps=2)
+    final_dir = train(parse_training_arguments(arguments))
+    record = json.loads((tmp_path / "log.jsonl").read_text().splitlines()[-1])
+    assert record["loss"] == pytest.approx(record["supcon"] + 0.5 * record["ratio_ce"], rel=1e-5)
+    assert json.loads((final_dir / "config.json").read_text())["input_highpass"] is True
 
 
 def test_pretrained_encoder_feeds_classification(detection_folder, tmp_path):

@@ -21,7 +21,6 @@ __all__ = [
     "DEFAULT_RESCALE_RATIOS",
     "RescalingContrastBatch",
     "bilinear_rescale",
-    "build_rescaling_batch",
     "interpolation_period",
     "minimum_source_size",
     "rescale_ratios",
@@ -268,27 +267,3 @@ def sample_rescaling_contrast_batch(
         ratios=tuple(patch_ratios),
     )
 
-
-def build_rescaling_batch(
-    images: Sequence[Tensor],
-    *,
-    patch_size: int = 128,
-    ratios_per_batch: int,
-    phases_per_ratio: int,
-    generator: torch.Generator,
-    ratios: Sequence[Fraction] = DEFAULT_RESCALE_RATIOS,
-) -> tuple[Tensor, Tensor]:
-    """Patches ``[N, 3, P, P]`` and SupCon labels ``[N]`` for one RescaleCL step.
-
-    Same label means same ratio group and same phase (a positive pair); see
-    :func:`sample_rescaling_contrast_batch` for the sampling and provenance.
-    """
-    batch = sample_rescaling_contrast_batch(
-        images,
-        patch_size=patch_size,
-        ratios_per_batch=ratios_per_batch,
-        phases_per_ratio=phases_per_ratio,
-        generator=generator,
-        ratios=ratios,
-    )
-    return batch.patches, batch.labels

@@ -39,6 +39,11 @@ class TrainingArguments:
     phases_per_ratio: int = field(default=2, metadata={"help": "rescalecl-pretrain: periodic phases per ratio."})
     max_ratio_denominator: int = field(default=8, metadata={"help": "rescalecl-pretrain: ratios p/q in (1,2), q <= this."})
     temperature: float = field(default=0.07, metadata={"help": "rescalecl-pretrain: SupCon temperature."})
+    ratio_classification_weight: float = field(
+        default=0.0,
+        metadata={"help": "rescalecl-pretrain: weight of an auxiliary 'which rescale ratio' cross-entropy "
+                  "(0 = the paper's SupCon only; the offline recipe uses it so a CPU-budget run does not collapse)."},
+    )
 
     def __post_init__(self):
         if self.task not in TASKS:

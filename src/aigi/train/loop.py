@@ -11,6 +11,7 @@ from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
 from .args import TrainingArguments
+from .log_plot import plot_training_log
 from .tasks import build_task
 
 CHECKPOINT_PREFIX = "step_"
@@ -100,8 +101,8 @@ def train(args: TrainingArguments) -> Path:
         epoch_batches = accelerator.skip_first_batches(dataloader, batches_done) if batches_done else dataloader
         for batch in epoch_batches:
             with accelerator.accumulate(model):
-                loss = task.compute_loss(model, batch, step, accelerator.process_index)
-                accelerator.backward(loss)
+                losses = task.compute_loss(model, batch, step, accelerator.process_index)
+                accelerator.backward(losses["loss"])
                 optimizer.step()
                 optimizer.zero_grad()
             samples_seen += len(batch["labels"]) if isinstance(batch, dict) else len(batch)
@@ -110,10 +111,11 @@ def train(args: TrainingArguments) -> Path:
             step += 1
             progress.update(1)
             if step % args.logging_steps == 0 or step == args.max_steps:
-                mean_loss = accelerator.gather(loss.detach().float().reshape(1)).mean().item()
-                record = {"step": step, "epoch": epoch, "loss": mean_loss,
-                          "samples_per_s": samples_seen / (time.perf_counter() - started)}
-                progress.set_postfix(loss=f"{mean_loss:.4f}")
+                record = {"step": step, "epoch": epoch}
+                for name, value in losses.items():
+                    record[name] = accelerator.gather(value.detach().float().reshape(1)).mean().item()
+                record["samples_per_s"] = samples_seen / (time.perf_counter() - started)
+                progress.set_postfix(loss=f"{record['loss']:.4f}")
                 if accelerator.is_main_process:
                     with log_file.open("a") as handle:
                         handle.write(json.dumps(record) + "\n")
@@ -132,6 +134,7 @@ def train(args: TrainingArguments) -> Path:
     (output_dir / f"process_{accelerator.process_index}.json").write_text(json.dumps(run_summary))
     if accelerator.is_main_process:
         task.save_final(accelerator.unwrap_model(model), str(final_dir))
+        plot_training_log(log_file, output_dir / "log.png")
     accelerator.wait_for_everyone()
     return final_dir
 

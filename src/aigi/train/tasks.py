@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-from ..data.rescaling import build_rescaling_batch, rescale_ratios
+from ..data.rescaling import rescale_ratios, sample_rescaling_contrast_batch
 from ..data.sources import DetectionDataset, DetectionRecord, load_detection_records, load_record_image
 from ..data.transforms import CodecResizeAugment, random_crop_or_pad
 from ..losses import supervised_contrastive_loss
@@ -52,14 +52,19 @@ class ProjectionHead(nn.Sequential):
 
 
 class RescalingContrastModel(nn.Module):
-    def __init__(self, encoder: RescaleCLModel):
+    """Encoder + SupCon projection head (+ an optional linear head predicting the rescale ratio)."""
+
+    def __init__(self, encoder: RescaleCLModel, num_ratios: int | None = None):
         super().__init__()
         config = encoder.config
         self.encoder = encoder
         self.projection = ProjectionHead(encoder.feature_dim, config.projection_hidden_size, config.projection_dim)
+        self.ratio_head = nn.Linear(encoder.feature_dim, num_ratios) if num_ratios else None
 
-    def forward(self, patches: torch.Tensor) -> torch.Tensor:
-        return self.projection(self.encoder(patches).pooler_output)
+    def forward(self, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        features = self.encoder(patches).pooler_output
+        ratio_logits = self.ratio_head(features) if self.ratio_head is not None else None
+        return self.projection(features), ratio_logits
 
 
 class RescaleCLPretrainTask:
@@ -74,14 +79,10 @@ class RescaleCLPretrainTask:
         if self.args.model:
             encoder = RescaleCLModel.from_pretrained(self.args.model)
         else:
-            config = RescaleCLConfig(
-                backbone=self.args.backbone, backbone_pretrained=self.args.backbone_pretrained,
-                input_highpass=self.args.input_highpass, image_size=self.args.image_size,
-            )
-            encoder = RescaleCLModel(config)
+            encoder = RescaleCLModel(scratch_config(self.args))
             if self.args.backbone_pretrained:
                 load_timm_pretrained_weights(encoder.encoder, self.args.backbone)
-        return RescalingContrastModel(encoder)
+        return RescalingContrastModel(encoder, len(self.ratios) if self.args.ratio_classification_weight else None)
 
     def build_dataset(self) -> torch.utils.data.Dataset:
         reals = [record for record in load_detection_records(self.args.train_data) if record.label == 0]
@@ -95,14 +96,20 @@ class RescaleCLPretrainTask:
 
     def compute_loss(self, model: nn.Module, images: list[torch.Tensor], step: int, process_index: int):
         generator = torch.Generator().manual_seed(sample_seed(self.args.seed, step, process_index))
-        patches, labels = build_rescaling_batch(
+        batch = sample_rescaling_contrast_batch(
             images, patch_size=self.args.patch_size, ratios_per_batch=self.args.ratios_per_batch,
             phases_per_ratio=self.args.phases_per_ratio, generator=generator, ratios=self.ratios,
         )
         device = next(model.parameters()).device
-        patches = (patches.to(device) - 0.5) / 0.5  # the processor's normalisation (mean = std = 0.5)
-        patches = patches.contiguous(memory_format=torch.channels_last)
-        return supervised_contrastive_loss(model(patches), labels.to(device), temperature=self.args.temperature)
+        patches = (batch.patches.to(device) - 0.5) / 0.5  # the processor's normalisation (mean = std = 0.5)
+        projections, ratio_logits = model(patches.contiguous(memory_format=torch.channels_last))
+        supcon = supervised_contrastive_loss(projections, batch.labels.to(device), temperature=self.args.temperature)
+        losses = {"supcon": supcon, "loss": supcon}
+        if ratio_logits is not None:
+            ratio_targets = torch.tensor([self.ratios.index(ratio) for ratio in batch.ratios], device=device)
+            losses["ratio_ce"] = nn.functional.cross_entropy(ratio_logits, ratio_targets)
+            losses["loss"] = supcon + self.args.ratio_classification_weight * losses["ratio_ce"]
+        return losses
 
     def trainable_parameters(self, model: nn.Module):
         return model.parameters()
@@ -156,11 +163,7 @@ class ClassificationTask:
         if self.args.model:
             model = AutoModelForImageClassification.from_pretrained(self.args.model)
         else:
-            config = RescaleCLConfig(
-                backbone=self.args.backbone, backbone_pretrained=self.args.backbone_pretrained,
-                input_highpass=self.args.input_highpass, image_size=self.args.image_size,
-            )
-            model = FAMILIES["rescalecl"].classification_class(config)
+            model = FAMILIES["rescalecl"].classification_class(scratch_config(self.args))
             if self.args.backbone_pretrained:
                 load_timm_pretrained_weights(model.rescalecl.encoder, self.args.backbone)
         if self.args.finetune_mode == "linear":
@@ -182,7 +185,7 @@ class ClassificationTask:
         if self.args.finetune_mode == "linear":
             getattr(_unwrap(model), _unwrap(model).base_model_prefix).eval()  # frozen BatchNorm statistics
         pixel_values = batch["pixel_values"].contiguous(memory_format=torch.channels_last)
-        return model(pixel_values=pixel_values, labels=batch["labels"]).loss
+        return {"loss": model(pixel_values=pixel_values, labels=batch["labels"]).loss}
 
     def trainable_parameters(self, model: nn.Module):
         return [parameter for parameter in model.parameters() if parameter.requires_grad]
@@ -194,6 +197,14 @@ class ClassificationTask:
 
 def _unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "module", model)
+
+
+def scratch_config(args: TrainingArguments) -> RescaleCLConfig:
+    """The RescaleCL configuration of a run that does not start from a checkpoint."""
+    return RescaleCLConfig(
+        backbone=args.backbone, backbone_pretrained=args.backbone_pretrained,
+        input_highpass=args.input_highpass, image_size=args.image_size,
+    )
 
 
 def load_timm_pretrained_weights(encoder: nn.Module, backbone: str) -> None:
