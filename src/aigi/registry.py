@@ -58,7 +58,10 @@ def register_families() -> None:
         AutoModel.register(family.config_class, family.base_model_class, exist_ok=True)
         AutoModelForImageClassification.register(family.config_class, family.classification_class, exist_ok=True)
         AutoImageProcessor.register(
-            family.config_class, image_processor_classes={"pil": family.image_processor_class}, exist_ok=True
+            family.config_class,
+            # One NumPy implementation serves both backends (it never resamples, so there is nothing to accelerate).
+            image_processor_classes={"pil": family.image_processor_class, "torchvision": family.image_processor_class},
+            exist_ok=True,
         )
 
 
