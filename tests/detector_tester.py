@@ -27,9 +27,6 @@ class DetectorModelTesterMixin:
     processor_class: type
     image_size: int = 32
 
-    def tiny_config(self):
-        raise NotImplementedError
-
     def tiny_processor(self):
         side = self.image_size
         return self.processor_class(crop_size={"height": side, "width": side})
