@@ -124,3 +124,8 @@ def test_remote_code_loads_without_aigi(tiny_detector_dir, tmp_path):
     assert result["module"].startswith("transformers_modules.")
     assert result["base"] == "RescaleCLModel"
     assert fake_score(result["output"]) == pytest.approx(expected, abs=1e-5)
+
+
+def test_unknown_call_argument_is_refused(detector):
+    with pytest.raises(TypeError):
+        detector(random_image(40, 40), treshold=0.8)

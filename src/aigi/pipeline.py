@@ -36,7 +36,7 @@ class AIImageDetectionPipeline(Pipeline):
         super().__init__(*args, **kwargs)
         self.model.to(memory_format=torch.channels_last)
 
-    def _sanitize_parameters(self, threshold=None, timeout=None, on_error=None, protocol=None, **kwargs):
+    def _sanitize_parameters(self, threshold=None, timeout=None, on_error=None, protocol=None):
         preprocess_params, postprocess_params = {}, {}
         if protocol is not None:
             get_protocol(protocol)
