@@ -76,3 +76,18 @@ def test_samples_folder_is_shipped(capsys):
     folder = Path(capsys.readouterr().out.strip())
     assert sorted(path.parent.name for path in folder.glob("*/*.png")) == ["fake", "fake", "real", "real"]
     assert (folder / "LICENSES.md").is_file()
+
+
+def test_evaluate_on_a_saved_hf_dataset(tiny_detector_dir, detection_folder, tmp_path):
+    from aigi.data.sources import load_detection_records, records_to_dataset
+
+    saved = tmp_path / "saved"
+    records_to_dataset(load_detection_records(detection_folder), progress=False).save_to_disk(str(saved))
+    folder_report, dataset_report = tmp_path / "from_folder", tmp_path / "from_dataset"
+    for data, output in ((detection_folder, folder_report), (saved, dataset_report)):
+        assert main(["evaluate", "--model", str(tiny_detector_dir), "--data", str(data), "--output", str(output)]) == 0
+    from_folder = json.loads((folder_report / "metrics.json").read_text())
+    from_dataset = json.loads((dataset_report / "metrics.json").read_text())
+    assert from_dataset["pooled"]["n"] == 16
+    assert from_dataset["pooled"]["auroc"] == pytest.approx(from_folder["pooled"]["auroc"])
+    assert set(from_dataset["per_generator"]) == {"gen_a", "gen_b"}
