@@ -8,16 +8,13 @@ import pytest
 from transformers import pipeline
 
 import aigi  # noqa: F401  (registers the task)
+from aigi.pipeline import fake_score
 from detector_tester import random_image
 
 
 @pytest.fixture(scope="module")
 def detector(tiny_detector_dir):
     return pipeline("ai-image-detection", model=str(tiny_detector_dir))
-
-
-def fake_score(output) -> float:
-    return next(entry["score"] for entry in output if entry["label"] == "fake")
 
 
 def test_single_image_output_format(detector):

@@ -41,6 +41,7 @@ def run_detect(args) -> int:
 
     from .evaluation.runner import score_sources
     from .image_io import collect_image_files
+    from .pipeline import fake_score
     from .registry import resolve_model
 
     try:
@@ -50,16 +51,16 @@ def run_detect(args) -> int:
         print(f"aigi detect: {error}", file=sys.stderr)
         return 2
     pipe = pipeline("ai-image-detection", model=model)
-    threshold = pipe.model.config.decision_threshold if args.threshold is None else args.threshold
-    outputs = score_sources(pipe, [str(file) for file in files], batch_size=args.batch_size, description="detect")
+    outputs = score_sources(
+        pipe, [str(file) for file in files], batch_size=args.batch_size, threshold=args.threshold,
+        description="detect",
+    )
     rows = []
     for file, output in zip(files, outputs):
         if isinstance(output, dict):
             rows.append({"path": str(file), "label": None, "score": None, "error": output["error"]})
-        else:
-            score = next(entry["score"] for entry in output if entry["label"] == "fake")
-            label = "fake" if score >= threshold else "real"
-            rows.append({"path": str(file), "label": label, "score": score, "error": None})
+        else:  # the pipeline puts the verdict at the threshold first
+            rows.append({"path": str(file), "label": output[0]["label"], "score": fake_score(output), "error": None})
     print_rows(rows, args)
     return 1 if rows and all(row["error"] for row in rows) else 0
 

@@ -99,3 +99,8 @@ def fake_probabilities(model: torch.nn.Module, pixel_values: torch.Tensor) -> to
     """P(fake) for a batch of processed images, whatever the position of "fake" in the model's labels."""
     logits = model(pixel_values=pixel_values.contiguous(memory_format=torch.channels_last)).logits.float()
     return logits.softmax(-1)[:, int(model.config.label2id["fake"])]
+
+
+def fake_score(output: list[dict[str, Any]]) -> float:
+    """P(fake) from one image's pipeline output."""
+    return next(entry["score"] for entry in output if entry["label"] == "fake")

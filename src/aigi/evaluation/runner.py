@@ -7,12 +7,19 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from ..data.sources import load_detection_records
+from ..pipeline import fake_score
 from .report import write_report
 
 
-def score_sources(pipe, sources: list, *, batch_size: int, protocol: str = "raw", description: str = "scoring"):
+def score_sources(
+    pipe, sources: list, *, batch_size: int, protocol: str = "raw", threshold: float | None = None,
+    description: str = "scoring",
+):
     """Run the `ai-image-detection` pipeline over `sources` with a progress bar; one output per source, in order."""
-    outputs = pipe((source for source in sources), batch_size=batch_size, protocol=protocol, on_error="report")
+    outputs = pipe(
+        (source for source in sources), batch_size=batch_size, protocol=protocol, threshold=threshold,
+        on_error="report",
+    )
     return [output for output in tqdm(outputs, total=len(sources), desc=description, unit="img")]
 
 
@@ -41,7 +48,7 @@ def evaluate_detector(
         if isinstance(output, dict):
             failures.append({"id": record.id, "error": output["error"]})
         else:
-            scored.append((record, next(entry["score"] for entry in output if entry["label"] == "fake")))
+            scored.append((record, fake_score(output)))
     if not scored:
         raise ValueError(f"no image of {data} could be scored ({len(failures)} failures)")
     result = write_report(
