@@ -12,8 +12,12 @@ from ..data.rescaling import rescale_ratios, sample_rescaling_contrast_batch
 from ..data.sources import DetectionDataset, DetectionRecord, load_detection_records, load_record_image
 from ..data.transforms import CodecResizeAugment, random_crop_or_pad
 from ..losses import supervised_contrastive_loss
-from ..modeling.rescalecl import RescaleCLConfig, RescaleCLImageProcessor, RescaleCLModel
-from ..registry import FAMILIES
+from ..modeling.rescalecl import (
+    RescaleCLConfig,
+    RescaleCLForImageClassification,
+    RescaleCLImageProcessor,
+    RescaleCLModel,
+)
 from .args import TrainingArguments
 
 
@@ -73,7 +77,7 @@ class RescaleCLPretrainTask:
     def __init__(self, args: TrainingArguments):
         self.args = args
         self.ratios = rescale_ratios(args.max_ratio_denominator)
-        self.processor = RescaleCLImageProcessor(crop_size={"height": args.image_size, "width": args.image_size})
+        self.processor = scratch_processor(args)
 
     def build_model(self) -> nn.Module:
         if self.args.model:
@@ -157,13 +161,13 @@ class ClassificationTask:
         if args.model:
             self.processor = AutoImageProcessor.from_pretrained(args.model)
         else:
-            self.processor = RescaleCLImageProcessor(crop_size={"height": args.image_size, "width": args.image_size})
+            self.processor = scratch_processor(args)
 
     def build_model(self) -> nn.Module:
         if self.args.model:
             model = AutoModelForImageClassification.from_pretrained(self.args.model)
         else:
-            model = FAMILIES["rescalecl"].classification_class(scratch_config(self.args))
+            model = RescaleCLForImageClassification(scratch_config(self.args))
             if self.args.backbone_pretrained:
                 load_timm_pretrained_weights(model.rescalecl.encoder, self.args.backbone)
         if self.args.finetune_mode == "linear":
@@ -205,6 +209,11 @@ def scratch_config(args: TrainingArguments) -> RescaleCLConfig:
         backbone=args.backbone, backbone_pretrained=args.backbone_pretrained,
         input_highpass=args.input_highpass, image_size=args.image_size,
     )
+
+
+def scratch_processor(args: TrainingArguments) -> RescaleCLImageProcessor:
+    """The image processor of a run that does not start from a checkpoint."""
+    return RescaleCLImageProcessor(crop_size={"height": args.image_size, "width": args.image_size})
 
 
 def load_timm_pretrained_weights(encoder: nn.Module, backbone: str) -> None:
