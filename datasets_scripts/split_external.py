@@ -18,7 +18,9 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
-from aigi.data.sources import DetectionRecord, LABEL_NAMES, load_detection_records, split_records
+from aigi.data.layouts import load_detection_records
+from aigi.data.records import LABEL_NAMES, DetectionRecord
+from aigi.data.splits import split_records
 
 TEST_FRACTION = 0.2
 VAL_FRACTION = 0.1

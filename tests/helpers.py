@@ -43,3 +43,12 @@ def save_tiny_detector(directory: Path, decision_threshold: float = 0.5) -> Path
     crop = {"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE}
     RescaleCLImageProcessor(crop_size=crop).save_pretrained(directory)
     return directory
+
+
+def write_image(path: Path, seed: int = 0, size: tuple[int, int] = (32, 24)) -> Path:
+    """A random-noise image at `path` in the format its suffix names (JPEG at q95)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    width, height = size
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, quality=95)  # quality is ignored by lossless formats
+    return path
