@@ -51,11 +51,11 @@ def noise_image(seed: int, size: tuple[int, int] = (40, 30)) -> Image.Image:
     return Image.fromarray(pixels)
 
 
-def biased_tree(root: Path, count: int = 4) -> Path:
-    """Real JPEGs of 300x200 and fake PNGs of 128x128: the format and size bias of public data."""
+def biased_tree(root: Path, count: int = 4, real_size=(300, 200), fake_size=(128, 128)) -> Path:
+    """Real JPEGs and fake PNGs, by default of different sizes: the format and size bias of public data."""
     for index in range(count):
-        write_image(root / "real" / f"r{index}.jpg", index, size=(300, 200))
-        write_image(root / "fake" / "gan" / f"f{index}.png", 10 + index, size=(128, 128))
+        write_image(root / "real" / f"r{index}.jpg", index, size=real_size)
+        write_image(root / "fake" / "gan" / f"f{index}.png", 10 + index, size=fake_size)
     return root
 
 
@@ -118,9 +118,14 @@ def test_raw_build_warns_on_bias_and_normalized_build_does_not(tmp_path: Path) -
     raw_report, normalized_report = read_report(tmp_path / "raw"), read_report(tmp_path / "normalized")
     warned = {warning.split()[0] for warning in raw_report["stored_bias"]["warnings"]}
     assert warned == {"format", "jpeg_quality", "size"}
-    assert normalized_report["stored_bias"]["warnings"] == []
+    # Real 300x200 and fake 128x128 originals: the fakes are padded to 256, and that stays visible.
+    assert [warning.split()[0] for warning in normalized_report["stored_bias"]["warnings"]] == ["size"]
+    assert normalized_report["stored_bias"]["histograms"]["size"] == {"real": {"256x200": 4}, "fake": {"128x128": 4}}
+    large = biased_tree(tmp_path / "large", real_size=(400, 300), fake_size=(300, 400))
+    build_detection_dataset(large, tmp_path / "fair", protocol="normalized", progress=False)
+    assert read_report(tmp_path / "fair")["stored_bias"]["warnings"] == []
     assert len(normalized_report["original_bias"]["warnings"]) == 3
-    card = (tmp_path / "normalized" / "README.md").read_text()
+    card = (tmp_path / "fair" / "README.md").read_text()
     assert "> **Warning:** format differs" in card and "No attribute differs" in card
     # Raw keeps the original bytes; the protocol's output is stored losslessly.
     stored = raw["train"].cast_column("image", datasets.Image(decode=False))["image"]
@@ -246,7 +251,8 @@ def test_build_script_end_to_end(tmp_path: Path, capsys, monkeypatch) -> None:
 
     from huggingface_hub import DatasetCard
     monkeypatch.setattr(DatasetCard, "push_to_hub", lambda self, repo, **kwargs: pushed.append(f"card:{repo}"))
-    build.main([str(source), str(tmp_path / "out"), "--overwrite", "--protocol", "normalized",
+    large = biased_tree(tmp_path / "large", real_size=(400, 300), fake_size=(300, 400))
+    build.main([str(large), str(tmp_path / "out"), "--overwrite", "--protocol", "normalized",
                 "--push-to-hub", "me/data"])
     assert pushed == ["me/data", "card:me/data"]
     assert "bias warning (stored images)" not in capsys.readouterr().out
@@ -268,3 +274,15 @@ def test_split_external_end_to_end(tmp_path: Path) -> None:
     with (out / "train" / "manifest.csv").open() as manifest_file:
         assert len(list(csv.DictReader(manifest_file))) == 14
     assert Counter(r.label for r in load_detection_records(out / "val")) == {0: 1, 1: 1}
+
+
+def test_report_bias_script_reads_headers_and_flags_bias(tmp_path: Path, capsys) -> None:
+    report_bias = load_script("report_bias")
+    assert report_bias.main([str(biased_tree(tmp_path / "biased"))]) == 1
+    assert "> **Warning:** format differs" in capsys.readouterr().out
+    fair = tmp_path / "fair"
+    for index in range(3):
+        write_image(fair / "real" / f"r{index}.png", index)
+        write_image(fair / "fake" / "gan" / f"f{index}.png", 10 + index)
+    assert report_bias.main([str(fair), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["total_variation"] == {"format": 0.0, "jpeg_quality": 0.0, "size": 0.0}

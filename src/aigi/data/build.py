@@ -15,7 +15,7 @@ import tempfile
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +109,14 @@ def encode_examples(
         original_stats = ImageFileStats.of(original)
         stored = original if transform is None else _png_bytes(transform(image))
         report.original_bias.add(record.label, original_stats)
-        report.stored_bias.add(record.label, original_stats if transform is None else ImageFileStats.of(stored))
+        if transform is None:
+            stored_stats = original_stats
+        else:
+            # Padding copies pixels: the size that tells classes apart is that of the original content kept.
+            stored_stats = ImageFileStats.of(stored)
+            stored_stats = replace(stored_stats, width=min(stored_stats.width, image.width),
+                                   height=min(stored_stats.height, image.height))
+        report.stored_bias.add(record.label, stored_stats)
         report.counts[split][record.generator] += 1
         yield {
             "image": {"bytes": stored, "path": record.id},
@@ -263,8 +270,9 @@ def dataset_card(
         lines.extend(f"| {split_name} | {generator} | {count} |" for generator, count in sorted(counter.items()))
     lines += [
         "", "## Class bias report: stored images (what a detector sees)", "",
-        "Per class: file format, estimated JPEG quality of the stored file and size in pixels (width x height). A detector can "
-        "learn any attribute that differs between classes instead of generation traces.", "",
+        "Per class: file format, estimated JPEG quality of the stored file and size in pixels (width x height) of the "
+        "original content it keeps (a smaller original is padded, and padding is as visible as a size). A detector "
+        "can learn any attribute that differs between classes instead of generation traces.", "",
         report.stored_bias.markdown(), "",
         "## Class bias report: original files", "",
         report.original_bias.markdown(), "",

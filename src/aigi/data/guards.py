@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from aigi.data.records import FAKE_LABEL, LABEL_NAMES, REAL_LABEL
+from aigi.data.records import FAKE_LABEL, LABEL_NAMES, REAL_LABEL, DetectionRecord
 
 BIAS_WARNING_DISTANCE = 0.2
 JPEG_QUALITY_BINS = ((0, "<=50"), (51, "51-70"), (71, "71-80"), (81, "81-90"), (91, "91-95"), (96, "96-100"))
@@ -106,8 +107,10 @@ class ImageFileStats:
     jpeg_quality: int | None
 
     @classmethod
-    def of(cls, encoded: bytes | str | Path) -> ImageFileStats:
+    def of(cls, encoded: bytes | str | Path | Image.Image) -> ImageFileStats:
         """Read the header of an encoded image (bytes or path) without decoding its pixels."""
+        if isinstance(encoded, Image.Image):
+            return cls(encoded.format or "decoded", encoded.width, encoded.height, estimate_jpeg_quality(encoded))
         source = io.BytesIO(encoded) if isinstance(encoded, bytes) else encoded
         with Image.open(source) as image:
             return cls(image.format or "unknown", image.width, image.height, estimate_jpeg_quality(image))
@@ -166,8 +169,17 @@ class ClassBiasReport:
             real, fake = (self._describe(by_label[label], top=6) for label in (REAL_LABEL, FAKE_LABEL))
             lines.append(f"| {name} | {real} | {fake} | {distances[name]:.2f} |")
         warnings = self.warnings()
-        lines.append("")
-        lines.extend(f"> **Warning:** {message}" for message in warnings)
+        for message in warnings:
+            lines += ["", f"> **Warning:** {message}"]
         if not warnings:
+            lines.append("")
             lines.append(f"No attribute differs between classes by more than {BIAS_WARNING_DISTANCE} (total variation).")
         return "\n".join(lines)
+
+
+def class_bias_report(records: Iterable[DetectionRecord]) -> ClassBiasReport:
+    """The bias report of records' files, reading only their headers (fast: no pixel is decoded)."""
+    report = ClassBiasReport()
+    for record in records:
+        report.add(record.label, ImageFileStats.of(record.image))
+    return report
