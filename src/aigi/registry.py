@@ -13,6 +13,7 @@ from transformers import (
     PreTrainedModel,
 )
 
+from .modeling.gensign import GenSignConfig, GenSignForImageClassification, GenSignImageProcessor, GenSignModel
 from .modeling.rescalecl import (
     RescaleCLConfig,
     RescaleCLForImageClassification,
@@ -45,6 +46,14 @@ FAMILIES: dict[str, DetectorFamily] = {
             base_model_class=RescaleCLModel,
             classification_class=RescaleCLForImageClassification,
             image_processor_class=RescaleCLImageProcessor,
+        ),
+        DetectorFamily(
+            name="gensign",
+            paper="Enabling Supervised Learning of Generative Signatures (GenSign, CVPR 2026)",
+            config_class=GenSignConfig,
+            base_model_class=GenSignModel,
+            classification_class=GenSignForImageClassification,
+            image_processor_class=GenSignImageProcessor,
         ),
     ]
 }
