@@ -69,6 +69,13 @@ def test_evaluate_writes_metrics(tiny_detector_dir, detection_folder, tmp_path, 
     assert "pooled" in capsys.readouterr().out
 
 
+def test_evaluate_unknown_protocol_lists_the_available_ones(detection_folder, tmp_path, capsys):
+    assert main(["evaluate", "--model", "unused", "--data", str(detection_folder), "--output", str(tmp_path),
+                 "--protocol", "normalized,jpeg_q10"]) == 2
+    error = capsys.readouterr().err
+    assert "jpeg_q10" in error and "robustness" in error and "noise_s5" in error
+
+
 def test_samples_folder_is_shipped(capsys):
     from pathlib import Path
 
@@ -79,10 +86,10 @@ def test_samples_folder_is_shipped(capsys):
 
 
 def test_evaluate_on_a_saved_hf_dataset(tiny_detector_dir, detection_folder, tmp_path):
-    from aigi.data.sources import load_detection_records, records_to_dataset
+    from aigi.data.build import build_detection_dataset
 
     saved = tmp_path / "saved"
-    records_to_dataset(load_detection_records(detection_folder), progress=False).save_to_disk(str(saved))
+    build_detection_dataset(detection_folder, saved, progress=False)
     folder_report, dataset_report = tmp_path / "from_folder", tmp_path / "from_dataset"
     for data, output in ((detection_folder, folder_report), (saved, dataset_report)):
         assert main(["evaluate", "--model", str(tiny_detector_dir), "--data", str(data), "--output", str(output)]) == 0

@@ -8,7 +8,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from aigi.data.transforms import AUGMENT_PRESETS, TrainingAugment
 from aigi.train import parse_training_arguments, train
+from aigi.train.tasks import ClassificationTask, training_augment
 
 
 def tiny_arguments(task: str, data, output_dir, **overrides) -> list[str]:
@@ -99,6 +101,48 @@ def test_yaml_config_with_flag_override(tmp_path):
     assert arguments.max_steps == 3 and arguments.learning_rate == 0.001 and arguments.task == "classify"
     with pytest.raises(ValueError, match="task"):
         parse_training_arguments(["--task", "nope", "--train_data", "d", "--output_dir", "o"])
+
+
+def test_augmentation_defaults_to_the_codec_preset():
+    arguments = parse_training_arguments(["--task", "classify", "--train_data", "d", "--output_dir", "o"])
+    assert arguments.augment_preset == "codec"
+    assert training_augment(arguments) == TrainingAugment(p_symmetric_codec=1.0, resized_crop_size=arguments.patch_size)
+
+
+def test_augmentation_flags_override_the_preset(tmp_path):
+    flags = ["--augment_preset", "fiser", "--aug_flip", "0", "--aug_symmetric_codec", "1", "--patch_size", "64"]
+    arguments = parse_training_arguments(["--task", "classify", "--train_data", "d", "--output_dir", "o", *flags])
+    augment = training_augment(arguments)
+    fiser = AUGMENT_PRESETS["fiser"]
+    assert (augment.p_flip, augment.p_symmetric_codec, augment.resized_crop_size) == (0.0, 1.0, 64)
+    for operation in set(TrainingAugment.OPERATIONS) - {"flip", "symmetric_codec"}:
+        assert getattr(augment, f"p_{operation}") == getattr(fiser, f"p_{operation}")
+    config = tmp_path / "run.yaml"
+    config.write_text("task: classify\ntrain_data: d\noutput_dir: o\naugment_preset: none\naug_noise: 0.25\n"
+                      "aug_blur: 0.5\n")
+    augment = training_augment(parse_training_arguments([str(config), "--aug_blur", "0.75"]))
+    assert (augment.p_noise, augment.p_blur, augment.p_jpeg) == (0.25, 0.75, 0.0)
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--aug_jpeg", "1.5"], "aug_jpeg"), (["--aug_noise", "-0.1"], "aug_noise"), (["--augment_preset", "x"], "preset"),
+])
+def test_augmentation_flags_are_validated(flags, message):
+    with pytest.raises(ValueError, match=message):
+        parse_training_arguments(["--task", "classify", "--train_data", "d", "--output_dir", "o", *flags])
+
+
+def test_classification_samples_use_the_augmentation_reproducibly(detection_folder, tmp_path):
+    arguments = parse_training_arguments(tiny_arguments(
+        "classify", detection_folder, tmp_path, augment_preset="fiser", aug_symmetric_codec=1
+    ))
+    dataset = ClassificationTask(arguments).build_dataset()
+    assert dataset.augment == training_augment(arguments)
+    first = dataset[3]
+    assert first["pixel_values"].shape == (3, 32, 32)
+    torch.testing.assert_close(dataset[3]["pixel_values"], first["pixel_values"], rtol=0, atol=0)
+    dataset.set_epoch(1)
+    assert not torch.equal(dataset[3]["pixel_values"], first["pixel_values"])
 
 
 def test_two_processes_with_accelerate_launch(detection_folder, tmp_path):

@@ -22,7 +22,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="Metrics of a detector on a labelled folder or saved dataset.")
     evaluate.add_argument("--model", required=True, help="Bundled name, local directory or Hub id.")
     evaluate.add_argument("--data", required=True, help="real/ + fake/<generator>/ folder, manifest or saved dataset.")
-    evaluate.add_argument("--protocol", default="normalized", help="Evaluation protocol (default: normalized).")
+    evaluate.add_argument(
+        "--protocol", default="normalized",
+        help="Evaluation protocol (default: normalized), a comma-separated list, or 'robustness' (normalized and "
+             "every degradation of the robustness suite). Several protocols write one subfolder each, plus "
+             "robustness.json, robustness.md and robustness.png.",
+    )
     evaluate.add_argument("--output", required=True, help="Folder for metrics.json, metrics.md and plots.")
     evaluate.add_argument("--threshold", type=float, default=None)
     evaluate.add_argument("--batch-size", type=int, default=32)
@@ -79,16 +84,27 @@ def print_rows(rows: list[dict], args) -> None:
 
 
 def run_evaluate(args) -> int:
-    from .evaluation.report import format_markdown_table
-    from .evaluation.runner import evaluate_detector
+    from .evaluation.report import format_markdown_table, format_robustness_table
+    from .evaluation.runner import evaluate_detector, evaluate_robustness, parse_protocols
 
-    result = evaluate_detector(
-        args.model, args.data, args.output, protocol=args.protocol, threshold=args.threshold,
-        batch_size=args.batch_size, split=args.split,
-    )
-    print(format_markdown_table(result))
-    if result["failures"]:
-        print(f"{len(result['failures'])} images could not be read: see {args.output}/failures.json")
+    try:
+        protocols = parse_protocols(args.protocol)
+    except ValueError as error:
+        print(f"aigi evaluate: {error}", file=sys.stderr)
+        return 2
+    options = {"threshold": args.threshold, "batch_size": args.batch_size, "split": args.split}
+    if len(protocols) == 1:
+        result = evaluate_detector(args.model, args.data, args.output, protocol=protocols[0], **options)
+        print(format_markdown_table(result))
+        failures, failures_file = result["failures"], f"{args.output}/failures.json"
+    else:
+        robustness = evaluate_robustness(args.model, args.data, args.output, protocols=protocols, **options)
+        print(format_robustness_table(robustness["summary"]))
+        # A file that cannot be read fails under every protocol.
+        failures = robustness["results"][protocols[0]]["failures"]
+        failures_file = f"{args.output}/{protocols[0]}/failures.json"
+    if failures:
+        print(f"{len(failures)} images could not be read: see {failures_file}")
     print(f"report written to {args.output}")
     return 0
 

@@ -28,7 +28,7 @@ from aigi.data.guards import ClassBiasReport, DuplicateFilter, ImageFileStats, p
 from aigi.data.layouts import iter_detection_records, load_detection_records
 from aigi.data.records import LABEL_NAMES, DetectionRecord, load_record_image
 from aigi.data.splits import split_records
-from aigi.data.transforms import get_protocol
+from aigi.data.transforms import describe_protocol, get_protocol
 from aigi.image_io import ImageLoadError
 
 DETECTION_FEATURES = datasets.Features({
@@ -235,7 +235,7 @@ def dataset_card(
 ) -> DatasetCard:
     """A dataset card (README.md with YAML metadata) with counts, the class bias report and the guards' results."""
     protocol_name = protocol or "raw"
-    protocol_summary = (get_protocol(protocol_name).__doc__ or "").strip().splitlines()[0]
+    protocol_summary = describe_protocol(protocol_name)
     total = sum(sum(counter.values()) for counter in report.counts.values())
     metadata = DatasetCardData(
         license="other", task_categories=["image-classification"], pretty_name=pretty_name,

@@ -1,4 +1,5 @@
-"""Evaluation report: metrics.json, metrics.md, predictions.csv, ROC and score-histogram plots."""
+"""Evaluation reports: metrics.json, metrics.md, predictions.csv, ROC and score-histogram plots for one protocol;
+robustness.json, robustness.md and robustness.png comparing several protocols."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 from sklearn.metrics import roc_curve
 
+from aigi.data.transforms import describe_protocol, protocol_family
 from aigi.evaluation.metrics import generator_masks, grouped_metrics, normalize_generators
 
 # Above this many generators the histogram figure shows only the pooled panel.
@@ -202,3 +204,82 @@ def write_report(
         directory / "score_histogram.png", dpi=120
     )
     return result
+
+
+def robustness_summary(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Protocol -> family, description, pooled AUROC, AP, accuracy at the threshold and per-generator AUROC,
+    from the ``write_report`` result of each protocol (in the given order)."""
+    return {
+        protocol: {
+            "family": protocol_family(protocol),
+            "description": describe_protocol(protocol),
+            "auroc": result["pooled"]["auroc"],
+            "ap": result["pooled"]["ap"],
+            "acc": result["pooled"]["acc"],
+            "threshold": result["threshold"],
+            "per_generator_auroc": {name: metrics["auroc"] for name, metrics in result["per_generator"].items()},
+        }
+        for protocol, result in results.items()
+    }
+
+
+def format_robustness_table(summary: dict[str, dict[str, Any]]) -> str:
+    """Markdown table of a ``robustness_summary``: one row per protocol, pooled metrics then AUROC per generator."""
+    generators = sorted({name for row in summary.values() for name in row["per_generator_auroc"]})
+    titles = ["protocol", "AUROC", "AP", "Acc", *(f"AUROC {name}" for name in generators)]
+    header = "| " + " | ".join(title.replace("|", r"\|") for title in titles) + " |"
+    lines = [header, "|---|" + "---:|" * (len(titles) - 1)]
+    for protocol, row in summary.items():
+        per_generator = [row["per_generator_auroc"].get(name) for name in generators]
+        cells = [_format_cell(value) for value in (row["auroc"], row["ap"], row["acc"], *per_generator)]
+        lines.append(f"| {protocol} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _robustness_figure(summary: dict[str, dict[str, Any]], title: str) -> Figure:
+    """AUROC and AP bars per protocol, protocols grouped by degradation family."""
+    families = list(dict.fromkeys(row["family"] for row in summary.values()))
+    positions: dict[str, float] = {}
+    groups: list[tuple[str, list[float]]] = []
+    position = 0.0
+    for family in families:
+        members = [protocol for protocol, row in summary.items() if row["family"] == family]
+        groups.append((family, [position + index for index in range(len(members))]))
+        positions.update({protocol: position + index for index, protocol in enumerate(members)})
+        position += len(members) + 0.6  # a gap between families
+    figure = Figure(figsize=(max(6.0, 0.7 * len(positions) + 2.0), 4.5), layout="constrained")
+    axes = figure.add_subplot()
+    width = 0.38
+    for offset, key, label in ((-width / 2, "auroc", "AUROC"), (width / 2, "ap", "AP")):
+        heights = [math.nan if summary[protocol][key] is None else summary[protocol][key] for protocol in positions]
+        axes.bar([x + offset for x in positions.values()], heights, width, label=label)
+    axes.axhline(0.5, color="grey", linestyle="--", linewidth=1, label="chance (AUROC)")
+    for family, xs in groups:
+        axes.text(sum(xs) / len(xs), 1.04, family, ha="center", va="bottom", fontsize="small")
+    axes.set_xticks(list(positions.values()), list(positions), rotation=40, ha="right")
+    axes.set_yticks(np.linspace(0.0, 1.0, 6))
+    axes.set(ylim=(0, 1.12), ylabel="pooled metric", title=title or "robustness")
+    axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
+    return figure
+
+
+def write_robustness_report(output_dir: str | Path, results: dict[str, dict[str, Any]], title: str = "") -> dict:
+    """Write ``robustness.json`` (the ``robustness_summary``), ``robustness.md`` and ``robustness.png`` into
+    ``output_dir`` from the ``write_report`` result of each protocol; returns the summary."""
+    summary = robustness_summary(results)
+    directory = Path(output_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "robustness.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    heading = f"# {title}\n\n" if title else ""
+    threshold = next(iter(summary.values()))["threshold"]  # one threshold for every protocol
+    descriptions = "\n".join(f"- `{protocol}`: {row['description']}" for protocol, row in summary.items())
+    (directory / "robustness.md").write_text(
+        f"{heading}{format_robustness_table(summary)}\n\n"
+        f"Accuracy at the decision threshold {threshold:.3f} "
+        "(score >= threshold is fake). Each generator's AUROC uses all real images plus that generator's fakes. "
+        "Every protocol is applied identically to real and fake images.\n\n"
+        f"Protocols:\n\n{descriptions}\n",
+        encoding="utf-8",
+    )
+    _robustness_figure(summary, title).savefig(directory / "robustness.png", dpi=120)
+    return summary

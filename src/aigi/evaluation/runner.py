@@ -1,4 +1,4 @@
-"""`aigi evaluate`: score a labelled dataset with a detector under a protocol and write the report."""
+"""`aigi evaluate`: score a labelled dataset with a detector under one or more protocols and write the reports."""
 
 import json
 from pathlib import Path
@@ -6,9 +6,30 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from ..data.sources import load_detection_records
+from ..data.layouts import load_detection_records
+from ..data.records import DetectionRecord
+from ..data.transforms import PROTOCOLS, ROBUSTNESS_SUITE
 from ..pipeline import fake_score
-from .report import write_report
+from .report import write_report, write_robustness_report
+
+ROBUSTNESS = "robustness"
+
+
+def parse_protocols(spec: str) -> list[str]:
+    """Protocol names from `--protocol`: one name, a comma-separated list, or "robustness" (normalized + the suite)."""
+    protocols: list[str] = []
+    for name in (part.strip() for part in spec.split(",")):
+        if not name:
+            continue
+        if name != ROBUSTNESS and name not in PROTOCOLS:
+            available = ", ".join([ROBUSTNESS, *sorted(PROTOCOLS)])
+            raise ValueError(f"unknown protocol {name!r}; available: {available}")
+        for protocol in ("normalized", *ROBUSTNESS_SUITE) if name == ROBUSTNESS else (name,):
+            if protocol not in protocols:
+                protocols.append(protocol)
+    if not protocols:
+        raise ValueError(f"no protocol in {spec!r}")
+    return protocols
 
 
 def score_sources(
@@ -23,17 +44,8 @@ def score_sources(
     return [output for output in tqdm(outputs, total=len(sources), desc=description, unit="img")]
 
 
-def evaluate_detector(
-    model: str,
-    data: str,
-    output_dir: str,
-    *,
-    protocol: str = "normalized",
-    threshold: float | None = None,
-    batch_size: int = 32,
-    split: str | None = None,
-) -> dict[str, Any]:
-    """Per-generator and pooled metrics of `model` on `data`; writes metrics.json, metrics.md, plots, predictions."""
+def _load(model: str, data: str, split: str | None, threshold: float | None):
+    """The detector's pipeline, the records of `data`, and the threshold (default: the model's)."""
     from transformers import pipeline
 
     from ..registry import resolve_model
@@ -41,8 +53,17 @@ def evaluate_detector(
     pipe = pipeline("ai-image-detection", model=resolve_model(model))
     if threshold is None:
         threshold = float(pipe.model.config.decision_threshold)
-    records = load_detection_records(data, split=split)
-    outputs = score_sources(pipe, [record.image for record in records], batch_size=batch_size, protocol=protocol)
+    return pipe, load_detection_records(data, split=split), threshold
+
+
+def _evaluate_protocol(
+    pipe, records: list[DetectionRecord], output_dir: str | Path, *, model: str, data: str, protocol: str,
+    threshold: float, batch_size: int,
+) -> dict[str, Any]:
+    outputs = score_sources(
+        pipe, [record.image for record in records], batch_size=batch_size, protocol=protocol,
+        description=f"scoring ({protocol})",
+    )
     scored, failures = [], []
     for record, output in zip(records, outputs):
         if isinstance(output, dict):
@@ -63,3 +84,45 @@ def evaluate_detector(
     result.update({"model": model, "data": data, "protocol": protocol, "failures": failures})
     (Path(output_dir) / "failures.json").write_text(json.dumps(failures, indent=2))
     return result
+
+
+def evaluate_detector(
+    model: str,
+    data: str,
+    output_dir: str,
+    *,
+    protocol: str = "normalized",
+    threshold: float | None = None,
+    batch_size: int = 32,
+    split: str | None = None,
+) -> dict[str, Any]:
+    """Per-generator and pooled metrics of `model` on `data`; writes metrics.json, metrics.md, plots, predictions."""
+    pipe, records, threshold = _load(model, data, split, threshold)
+    return _evaluate_protocol(
+        pipe, records, output_dir, model=model, data=data, protocol=protocol, threshold=threshold,
+        batch_size=batch_size,
+    )
+
+
+def evaluate_robustness(
+    model: str,
+    data: str,
+    output_dir: str,
+    *,
+    protocols: list[str],
+    threshold: float | None = None,
+    batch_size: int = 32,
+    split: str | None = None,
+) -> dict[str, Any]:
+    """`evaluate_detector` under each protocol into `output_dir/<protocol>/`, then robustness.json, robustness.md
+    and robustness.png in `output_dir`. Returns `{"results": {protocol: result}, "summary": robustness summary}`."""
+    pipe, records, threshold = _load(model, data, split, threshold)
+    results = {
+        protocol: _evaluate_protocol(
+            pipe, records, Path(output_dir) / protocol, model=model, data=data, protocol=protocol,
+            threshold=threshold, batch_size=batch_size,
+        )
+        for protocol in protocols
+    }
+    summary = write_robustness_report(output_dir, results, title=f"{model} on {data}: robustness")
+    return {"results": results, "summary": summary}

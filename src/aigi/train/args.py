@@ -7,6 +7,8 @@ from pathlib import Path
 import yaml
 from transformers import HfArgumentParser
 
+from ..data.transforms import AUGMENT_PRESETS, TrainingAugment, _check_probability
+
 TASKS = ("rescalecl-pretrain", "classify")
 FINETUNE_MODES = ("full", "linear")
 
@@ -44,6 +46,21 @@ class TrainingArguments:
         metadata={"help": "rescalecl-pretrain: weight of an auxiliary 'which rescale ratio' cross-entropy "
                   "(0 = the paper's SupCon only; the offline recipe uses it so a CPU-budget run does not collapse)."},
     )
+    augment_preset: str = field(
+        default="codec",
+        metadata={"help": f"classify: training augmentation of both classes, one of {tuple(AUGMENT_PRESETS)}; the "
+                  "aug_* flags override its probabilities (see aigi.data.transforms.TrainingAugment). 'codec': a "
+                  "random resize and JPEG/WebP re-encode (the shipped RescaleCL runs); 'fiser': FiSeR's random "
+                  "resized crop, flip, colour jitter, down-up resize, JPEG, blur and noise; 'none': the crop only."},
+    )
+    aug_symmetric_codec: float | None = field(default=None, metadata={"help": "classify: P(resize + lossy re-encode)."})
+    aug_random_resized_crop: float | None = field(default=None, metadata={"help": "classify: P(resized crop)."})
+    aug_flip: float | None = field(default=None, metadata={"help": "classify: P(horizontal flip)."})
+    aug_color_jitter: float | None = field(default=None, metadata={"help": "classify: P(colour jitter)."})
+    aug_down_up_resize: float | None = field(default=None, metadata={"help": "classify: P(downscale and back)."})
+    aug_jpeg: float | None = field(default=None, metadata={"help": "classify: P(JPEG at a random quality)."})
+    aug_blur: float | None = field(default=None, metadata={"help": "classify: P(Gaussian blur)."})
+    aug_noise: float | None = field(default=None, metadata={"help": "classify: P(Gaussian noise)."})
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -55,6 +72,12 @@ class TrainingArguments:
         for name in ("max_steps", "per_device_batch_size", "gradient_accumulation_steps", "checkpointing_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
+        if self.augment_preset not in AUGMENT_PRESETS:
+            raise ValueError(f"augment_preset must be one of {tuple(AUGMENT_PRESETS)}, got {self.augment_preset!r}")
+        for operation in TrainingAugment.OPERATIONS:
+            probability = getattr(self, f"aug_{operation}")
+            if probability is not None:
+                _check_probability(f"aug_{operation}", probability)
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, indent=2, sort_keys=True)

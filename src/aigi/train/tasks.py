@@ -2,6 +2,7 @@
 
 import random
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -9,8 +10,9 @@ from torch import nn
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
 from ..data.rescaling import rescale_ratios, sample_rescaling_contrast_batch
-from ..data.sources import DetectionDataset, DetectionRecord, load_detection_records, load_record_image
-from ..data.transforms import CodecResizeAugment, random_crop_or_pad
+from ..data.layouts import load_detection_records
+from ..data.records import DetectionDataset, DetectionRecord, load_record_image
+from ..data.transforms import AUGMENT_PRESETS, TrainingAugment, random_crop_or_pad
 from ..losses import supervised_contrastive_loss
 from ..modeling.rescalecl import (
     RescaleCLConfig,
@@ -19,10 +21,6 @@ from ..modeling.rescalecl import (
     RescaleCLModel,
 )
 from .args import TrainingArguments
-
-
-# Always re-encode lossy: a lossless branch would keep the reals' JPEG traces next to the fakes' clean PNGs.
-TRAINING_AUGMENT = CodecResizeAugment(p_lossless=0.0)
 
 
 def sample_seed(*parts: int) -> int:
@@ -123,10 +121,20 @@ class RescaleCLPretrainTask:
         self.processor.save_pretrained(directory)
 
 
-class AugmentedDetectionDataset(DetectionDataset):
-    """Codec/resize augmentation on both classes, then a random training crop; reproducible per (epoch, index)."""
+def training_augment(args: TrainingArguments) -> TrainingAugment:
+    """`args.augment_preset` with the `aug_*` probabilities that are set; a random resized crop gives `patch_size`."""
+    probabilities = {
+        f"p_{operation}": getattr(args, f"aug_{operation}")
+        for operation in TrainingAugment.OPERATIONS
+        if getattr(args, f"aug_{operation}") is not None
+    }
+    return replace(AUGMENT_PRESETS[args.augment_preset], resized_crop_size=args.patch_size, **probabilities)
 
-    def __init__(self, records, image_processor, augment: CodecResizeAugment, crop_size: int, seed: int):
+
+class AugmentedDetectionDataset(DetectionDataset):
+    """The same augmentation on both classes, then a random training crop; reproducible per (epoch, index)."""
+
+    def __init__(self, records, image_processor, augment: TrainingAugment, crop_size: int, seed: int):
         super().__init__(records, image_processor)
         self.augment, self.crop_size, self.seed, self.epoch = augment, crop_size, seed, 0
 
@@ -180,7 +188,7 @@ class ClassificationTask:
         if self.args.samples_per_class:
             records = few_shot_subset(records, self.args.samples_per_class, self.args.seed)
         return AugmentedDetectionDataset(
-            records, self.processor, TRAINING_AUGMENT, crop_size=self.args.patch_size, seed=self.args.seed
+            records, self.processor, training_augment(self.args), crop_size=self.args.patch_size, seed=self.args.seed
         )
 
     collate = None
