@@ -286,3 +286,12 @@ def test_report_bias_script_reads_headers_and_flags_bias(tmp_path: Path, capsys)
         write_image(fair / "fake" / "gan" / f"f{index}.png", 10 + index)
     assert report_bias.main([str(fair), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["total_variation"] == {"format": 0.0, "jpeg_quality": 0.0, "size": 0.0}
+
+
+def test_normalized_128_removes_the_padding_cue_of_small_fakes(tmp_path: Path) -> None:
+    source = biased_tree(tmp_path / "src", real_size=(256, 256), fake_size=(128, 192))
+    build_detection_dataset(source, tmp_path / "n256", protocol="normalized", progress=False)
+    build_detection_dataset(source, tmp_path / "n128", protocol="normalized_128", progress=False)
+    assert [w.split()[0] for w in read_report(tmp_path / "n256")["stored_bias"]["warnings"]] == ["size"]
+    assert read_report(tmp_path / "n128")["stored_bias"]["warnings"] == []
+    assert "size = 128" in (tmp_path / "n128" / "README.md").read_text()

@@ -363,18 +363,29 @@ AUGMENT_PRESETS: dict[str, TrainingAugment] = {
 }
 
 
-NORMALIZED_SIZE = 256
-NORMALIZED_JPEG_QUALITY = 95
-
-
 def raw_protocol(img: Image.Image) -> Image.Image:
     """The image as decoded (original bytes when stored)."""
     return img
 
 
-def normalized_protocol(img: Image.Image) -> Image.Image:
-    """Centre crop or reflect-pad to 256 x 256, then re-encode as JPEG q95."""
-    return jpeg_reencode(center_crop_or_pad(img, NORMALIZED_SIZE), NORMALIZED_JPEG_QUALITY)
+@dataclass(frozen=True)
+class NormalizedProtocol:
+    """Centre crop or reflect-pad to `size` x `size`, then re-encode as JPEG at `quality`.
+
+    When one class has originals smaller than `size` (e.g. 128 px GAN outputs next to 256 px
+    photos), its padding is a cue a detector can use: pick a `size` no larger than the smallest
+    originals (`normalized_128`), so that no class is padded more than the other.
+    """
+
+    size: int
+    quality: int = 95
+
+    def __call__(self, img: Image.Image) -> Image.Image:
+        return jpeg_reencode(center_crop_or_pad(img, self.size), self.quality)
+
+
+normalized_protocol = NormalizedProtocol(256)
+NORMALIZED_PROTOCOLS = {"normalized": normalized_protocol, "normalized_128": NormalizedProtocol(128)}
 
 
 class RobustnessProtocol(ABC):
@@ -481,7 +492,7 @@ ROBUSTNESS_SUITE: tuple[str, ...] = tuple(protocol.name for protocol in _ROBUSTN
 
 PROTOCOLS: dict[str, Transform] = {
     "raw": raw_protocol,
-    "normalized": normalized_protocol,
+    **NORMALIZED_PROTOCOLS,
     **{protocol.name: protocol for protocol in _ROBUSTNESS_PROTOCOLS},
 }
 
