@@ -184,6 +184,7 @@ def build_detection_dataset(
             lambda: encode_examples(pairs, protocol=protocol, report=report, progress=progress, total=total),
             features=datasets.Features({**DETECTION_FEATURES, _SPLIT_COLUMN: datasets.Value("string")}),
             cache_dir=cache_dir, fingerprint=uuid.uuid4().hex,
+            writer_batch_size=datasets.config.ARROW_RECORD_BATCH_SIZE_FOR_IMAGE_DATASETS,
         )
         if not report.counts:
             raise ValueError(f"no image of {source} could be read ({len(report.skipped)} unreadable)")
