@@ -56,6 +56,9 @@ class GenSignConfig(PreTrainedConfig):
         reference's lukemelas EfficientNet-B0 has timm's `tf_efficientnet_b0` layout.
     signature_extractor_width / signature_extractor_blocks (`int`, defaults to 64 / 8):
         Width and number of residual blocks of the frozen fully convolutional signature extractor.
+    use_signature_stream (`bool`, defaults to `True`):
+        `False` drops the signature extractor and backbone (the "RGB stream only" ablation): the head then sees the
+        RGB features alone.
     signature_fractional_wrap (`bool`, defaults to `True`):
         Feed the signature backbone `r - floor(r)` instead of the extractor's residual `r` (reference code; not
         described in the paper). Residuals are small (about +-0.05 in [-1, 1] units), so positive values stay near 0
@@ -80,6 +83,7 @@ class GenSignConfig(PreTrainedConfig):
     rgb_lora_merged: bool = False
     rgb_image_mean: list[float] = field(default_factory=lambda: list(CLIP_IMAGE_MEAN))
     rgb_image_std: list[float] = field(default_factory=lambda: list(CLIP_IMAGE_STD))
+    use_signature_stream: bool = True
     signature_backbone: str = "efficientnet_b0"
     signature_extractor_width: int = 64
     signature_extractor_blocks: int = 8

@@ -22,6 +22,7 @@ from .configuration_gensign import GenSignConfig
 
 CLIP_LORA_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "out_proj"]
 LORA_ADAPTER_NAME = "default"
+NO_SIGNATURE_STREAM = "this GenSign model has no signature stream (use_signature_stream=False)"
 
 
 def add_clip_lora(vision_model: CLIPVisionModel, config: GenSignConfig) -> None:
@@ -127,7 +128,8 @@ class GenSignModel(GenSignPreTrainedModel):
     """Both streams: `pooler_output` is `concat(rgb features, signature features)`.
 
     `last_hidden_state` is the RGB stream's (CLIP tokens or a timm feature map); with `output_hidden_states`,
-    `hidden_states` is `(rgb last hidden state, signature backbone feature map)`.
+    `hidden_states` is `(rgb last hidden state, signature backbone feature map)`. Without the signature stream
+    (`use_signature_stream=False`) the pooled output is the RGB features and `hidden_states` has the RGB entry only.
     """
 
     def __init__(self, config: GenSignConfig):
@@ -139,21 +141,27 @@ class GenSignModel(GenSignPreTrainedModel):
         else:
             self.rgb_backbone = timm.create_model(config.rgb_backbone, pretrained=False, num_classes=0)
             self.rgb_feature_dim = self.rgb_backbone.num_features
-        self.signature_extractor = GenSignSignatureExtractor(
-            config.signature_extractor_width, config.signature_extractor_blocks
-        )
-        self.signature_backbone = timm.create_model(config.signature_backbone, pretrained=False, num_classes=0)
+        if config.use_signature_stream:
+            self.signature_extractor = GenSignSignatureExtractor(
+                config.signature_extractor_width, config.signature_extractor_blocks
+            )
+            self.signature_backbone = timm.create_model(config.signature_backbone, pretrained=False, num_classes=0)
+        else:
+            self.signature_extractor = self.signature_backbone = None
         self.freeze_fixed_parameters()
         self.post_init()
 
     @property
     def feature_dim(self) -> int:
+        if self.signature_backbone is None:
+            return self.rgb_feature_dim
         return self.rgb_feature_dim + self.signature_backbone.num_features
 
     def freeze_fixed_parameters(self) -> None:
         """Freeze the signature extractor and, for CLIP, the tower except its LoRA adapters and the biases of the
         adapted projections (the reference's trainable set: loralib with `bias="lora_only"`)."""
-        self.signature_extractor.requires_grad_(False)
+        if self.signature_extractor is not None:
+            self.signature_extractor.requires_grad_(False)
         if self.config.rgb_backbone == "clip":
             self.rgb_backbone.requires_grad_(False)
             for layer in lora_layers(self.rgb_backbone):
@@ -188,6 +196,8 @@ class GenSignModel(GenSignPreTrainedModel):
 
     def signature(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """The input of the signature backbone: the frozen extractor's residual, fractionally wrapped if configured."""
+        if self.signature_extractor is None:
+            raise ValueError(NO_SIGNATURE_STREAM)
         with torch.no_grad():
             residual = self.signature_extractor(pixel_values)
         if self.config.signature_fractional_wrap:
@@ -209,12 +219,17 @@ class GenSignModel(GenSignPreTrainedModel):
         self, pixel_values: torch.Tensor, output_hidden_states: bool | None = None, **kwargs
     ) -> BaseModelOutputWithPooling:
         rgb_hidden_state, rgb_features = self.rgb_stream(pixel_values)
-        signature_map = self.signature_backbone.forward_features(self.signature(pixel_values))
-        signature_features = self.signature_backbone.forward_head(signature_map, pre_logits=True)
+        if self.signature_backbone is None:
+            pooled, hidden_states = rgb_features, (rgb_hidden_state,)
+        else:
+            signature_map = self.signature_backbone.forward_features(self.signature(pixel_values))
+            signature_features = self.signature_backbone.forward_head(signature_map, pre_logits=True)
+            pooled = torch.cat([rgb_features, signature_features], dim=-1)
+            hidden_states = (rgb_hidden_state, signature_map)
         return BaseModelOutputWithPooling(
             last_hidden_state=rgb_hidden_state,
-            pooler_output=torch.cat([rgb_features, signature_features], dim=-1),
-            hidden_states=(rgb_hidden_state, signature_map) if output_hidden_states else None,
+            pooler_output=pooled,
+            hidden_states=hidden_states if output_hidden_states else None,
         )
 
 
@@ -255,6 +270,8 @@ def gensign_signature(model: GenSignPreTrainedModel, image: Image.Image) -> Imag
     tend to give unstructured noise, generated images coherent patches.
     """
     extractor = getattr(model, model.base_model_prefix, model).signature_extractor
+    if extractor is None:
+        raise ValueError(NO_SIGNATURE_STREAM)
     parameter = next(extractor.parameters())
     pixels = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32)).permute(2, 0, 1)[None] / 127.5 - 1
     with torch.no_grad():

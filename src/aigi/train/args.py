@@ -7,10 +7,12 @@ from pathlib import Path
 import yaml
 from transformers import HfArgumentParser
 
+from ..dair import DAIRConfig
 from ..data.transforms import AUGMENT_PRESETS, TrainingAugment, _check_probability
 
-TASKS = ("rescalecl-pretrain", "classify")
+TASKS = ("rescalecl-pretrain", "classify", "dair", "gensign-extractor")
 FINETUNE_MODES = ("full", "linear")
+SCRATCH_FAMILIES = ("rescalecl", "gensign")
 
 
 @dataclass
@@ -19,12 +21,47 @@ class TrainingArguments:
     train_data: str = field(metadata={"help": "Folder (real/ + fake/<generator>/, 0_real/1_fake), manifest or saved HF dataset."})
     output_dir: str = field(metadata={"help": "Run folder: checkpoints/, log.jsonl, final/ (the model to use)."})
     model: str | None = field(default=None, metadata={"help": "Checkpoint to start from (e.g. a pre-trained encoder)."})
-    backbone: str = field(default="legacy_xception", metadata={"help": "timm encoder when starting from scratch."})
+    family: str = field(
+        default="rescalecl",
+        metadata={"help": f"classify without --model: the detector family, one of {SCRATCH_FAMILIES}."},
+    )
+    backbone: str = field(
+        default="legacy_xception",
+        metadata={"help": "timm encoder when starting from scratch (gensign: the RGB stream)."},
+    )
     backbone_pretrained: bool = field(default=False, metadata={"help": "Start from timm ImageNet weights (needs the Hub)."})
     input_highpass: bool = field(default=False, metadata={"help": "Fixed 3x3 high-pass input (offline config)."})
     image_size: int = field(default=256, metadata={"help": "Inference centre crop of the saved model."})
     patch_size: int = field(default=128, metadata={"help": "Training crop (the paper uses 128x128 patches)."})
     finetune_mode: str = field(default="full", metadata={"help": "classify: 'full' network or 'linear' head only."})
+    signature_backbone: str = field(
+        default="efficientnet_b0", metadata={"help": "classify --family gensign: timm model of the signature stream."}
+    )
+    use_signature_stream: bool = field(
+        default=True, metadata={"help": "classify --family gensign: false drops the signature stream (ablation)."}
+    )
+    extractor: str | None = field(
+        default=None,
+        metadata={"help": "classify --family gensign: a trained signature extractor (a gensign-extractor run's "
+                  "final/), copied into the detector and frozen."},
+    )
+    self_augmentation_dair: str | None = field(
+        default=None,
+        metadata={"help": "classify (any family): a trained DAIR (a dair run's final/); with probability p_aug an "
+                  "image is replaced by its DAIR reconstruction and labelled fake, before the training augmentation."},
+    )
+    p_aug: float = field(default=0.2, metadata={"help": "classify: self-augmentation probability (0 turns it off)."})
+    dair: str | None = field(
+        default=None, metadata={"help": "gensign-extractor: the frozen DAIR (a dair run's final/)."}
+    )
+    dair_channels: list[int] = field(
+        default_factory=lambda: list(DAIRConfig().channels),
+        metadata={"help": "dair: full-resolution width, then one width per encoder level (aigi.dair.DAIRConfig)."},
+    )
+    signature_extractor_width: int = field(default=64, metadata={"help": "gensign-extractor: width (paper: 64)."})
+    signature_extractor_blocks: int = field(
+        default=8, metadata={"help": "gensign-extractor: residual blocks (paper: 8)."}
+    )
     samples_per_class: int | None = field(default=None, metadata={"help": "classify: few-shot, k images per class."})
     max_steps: int = field(default=1000, metadata={"help": "Optimizer steps."})
     per_device_batch_size: int = 32
@@ -65,6 +102,21 @@ class TrainingArguments:
     def __post_init__(self):
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        if self.family not in SCRATCH_FAMILIES:
+            raise ValueError(f"family must be one of {SCRATCH_FAMILIES}, got {self.family!r}")
+        if self.family != "rescalecl" and self.task != "classify":
+            raise ValueError(f"--family {self.family} applies to the classify task")
+        if self.task == "gensign-extractor" and not self.dair:
+            raise ValueError("gensign-extractor needs --dair, the folder of a trained DAIR")
+        scratch_gensign = self.task == "classify" and self.family == "gensign" and self.model is None
+        if self.extractor and not (scratch_gensign and self.use_signature_stream):
+            raise ValueError("--extractor belongs to a from-scratch --family gensign detector with a signature stream")
+        if scratch_gensign and self.use_signature_stream and not self.extractor:
+            # The reference code silently goes on with a random extractor; a random signature is noise.
+            raise ValueError("--family gensign needs --extractor (or --use_signature_stream false)")
+        if self.self_augmentation_dair and self.task != "classify":
+            raise ValueError("--self_augmentation_dair applies to the classify task")
+        _check_probability("p_aug", self.p_aug)
         if self.finetune_mode not in FINETUNE_MODES:
             raise ValueError(f"finetune_mode must be one of {FINETUNE_MODES}, got {self.finetune_mode!r}")
         if self.mixed_precision not in ("no", "bf16"):
