@@ -36,3 +36,15 @@ def detection_folder(tmp_path_factory: pytest.TempPathFactory):
     from helpers import write_detection_folder
 
     return write_detection_folder(tmp_path_factory.mktemp("detection_folder"))
+
+
+@pytest.fixture(scope="module")
+def single_torch_thread():
+    """One intra-op thread for modules of tiny models: on a busy 2-core machine a second thread's synchronisation
+    made their steps 10-100x slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -26,14 +26,7 @@ from detector_tester import random_image
 TINY_CONFIG = DAIRConfig(channels=(8, 8, 16, 16))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    # Tensors here are a few pixels wide: a second intra-op thread only adds synchronisation, which on a busy
-    # 2-core machine made each reconstruction 100x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -25,14 +25,7 @@ SMALL_STREAMS = dict(
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    # Tiny models gain nothing from a second intra-op thread; on a busy 2-core machine its synchronisation made
-    # these tests several times slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def tiny_clip_vision_config(hidden_size: int = 32, image_size: int = 24, **overrides) -> CLIPVisionConfig:

@@ -17,14 +17,7 @@ TINY_DAIR_CHANNELS = (4, 4, 8, 8)
 TINY_DETECTOR = {"family": "gensign", "backbone": "test_resnet", "signature_backbone": "test_efficientnet"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    # Tiny models gain nothing from a second intra-op thread; on a busy 2-core machine its synchronisation made each
-    # training step about 10x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.fixture(scope="module")
