@@ -51,9 +51,11 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
+from aigi.image_io import collect_image_files
+
 RESOLUTION = 64
-DEFAULT_REAL_DIR = Path("/work/shared/data/external/real")
-PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+# The shared development data sits next to the repository checkout (as in recipes/: ../shared/data).
+DEFAULT_REAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "external" / "real"
 # Crop sides are drawn from [MIN_CROP_FRACTION, 1] x the photo's short side, so every crop is
 # downscaled (antialiased) by 2-4x from the mostly 256-px photos.
 MIN_CROP_FRACTION = 0.5
@@ -394,8 +396,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def load_photos(real_dir: Path, max_photos: int | None) -> tuple[list[Path], list[Image.Image]]:
-    paths = sorted(path for path in real_dir.iterdir() if path.suffix.lower() in PHOTO_SUFFIXES)
-    paths = paths[:max_photos]
+    paths = collect_image_files([real_dir], recursive=False)[:max_photos]
     if not paths:
         raise SystemExit(f"no photos in {real_dir}")
     photos = []
