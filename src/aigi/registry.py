@@ -13,6 +13,7 @@ from transformers import (
     PreTrainedModel,
 )
 
+from .modeling.fiser import FiSeRConfig, FiSeRForImageClassification, FiSeRImageProcessor, FiSeRModel
 from .modeling.gensign import GenSignConfig, GenSignForImageClassification, GenSignImageProcessor, GenSignModel
 from .modeling.rescalecl import (
     RescaleCLConfig,
@@ -54,6 +55,14 @@ FAMILIES: dict[str, DetectorFamily] = {
             base_model_class=GenSignModel,
             classification_class=GenSignForImageClassification,
             image_processor_class=GenSignImageProcessor,
+        ),
+        DetectorFamily(
+            name="fiser",
+            paper="FiSeR: Fine-Grained Source Representations for Cross-Domain AI Image Detection",
+            config_class=FiSeRConfig,
+            base_model_class=FiSeRModel,
+            classification_class=FiSeRForImageClassification,
+            image_processor_class=FiSeRImageProcessor,
         ),
     ]
 }
