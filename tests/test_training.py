@@ -10,7 +10,8 @@ from safetensors.torch import load_file
 
 from aigi.data.transforms import AUGMENT_PRESETS, TrainingAugment
 from aigi.train import parse_training_arguments, train
-from aigi.train.tasks import ClassificationTask, training_augment
+from aigi.train.samples import training_augment
+from aigi.train.tasks import ClassificationTask
 
 
 def tiny_arguments(task: str, data, output_dir, **overrides) -> list[str]:

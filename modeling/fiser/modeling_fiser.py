@@ -163,7 +163,9 @@ class FiSeRModel(FiSeRPreTrainedModel):
         feature_map = self.encoder.forward_features(pixel_values)
         pooled = self.encoder.forward_head(feature_map, pre_logits=True)
         hidden_states = (feature_map,) if output_hidden_states else None
-        return BaseModelOutputWithPooling(last_hidden_state=feature_map, pooler_output=pooled, hidden_states=hidden_states)
+        return BaseModelOutputWithPooling(
+            last_hidden_state=feature_map, pooler_output=pooled, hidden_states=hidden_states
+        )
 
     def image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """L2-normalised features of `config.feature_layer` (None: the trained final-layer feature)."""
@@ -196,7 +198,8 @@ class FiSeRForImageClassification(FiSeRPreTrainedModel):
         features = self.get_image_features(pixel_values)
         logits = self.head(features)
         loss = nn.functional.cross_entropy(logits, labels) if labels is not None else None
-        return ImageClassifierOutput(loss=loss, logits=logits, hidden_states=(features,) if output_hidden_states else None)
+        hidden_states = (features,) if output_hidden_states else None
+        return ImageClassifierOutput(loss=loss, logits=logits, hidden_states=hidden_states)
 
 
 FiSeRConfig.register_for_auto_class()

@@ -1,9 +1,10 @@
-"""The `aigi` command: detect, evaluate, train, models."""
+"""The `aigi` command: detect, evaluate, train, fit-head, fewshot, feature-map, models."""
 
 import argparse
 import csv
 import json
 import sys
+from pathlib import Path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +33,36 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--threshold", type=float, default=None)
     evaluate.add_argument("--batch-size", type=int, default=32)
     evaluate.add_argument("--split", default=None, help="Split of a saved DatasetDict (default: test).")
+
+    for name, help_text in (
+        ("fit-head", "Fit a head (prototype, kNN bank, logistic, SVM) on a frozen FiSeR encoder: a new detector."),
+        ("fewshot", "Few-shot adaptation: an RBF SVM (or logistic) head on k images per class of a new domain."),
+    ):
+        few_shot = name == "fewshot"
+        head = commands.add_parser(name, help=help_text)
+        head.add_argument("--model", required=True, help="FiSeR encoder or detector (a `--task fiser` run's final/).")
+        head.add_argument("--data", required=True, help="Labelled folder, manifest or saved dataset.")
+        head.add_argument("--output", required=True, help="Folder of the new detector checkpoint.")
+        head.add_argument("--head", default="svm" if few_shot else "prototype",
+                          help="svm (default) or logistic" if few_shot else "prototype (default), knn, logistic or svm")
+        head.add_argument("--shots", type=int, default=10 if few_shot else None,
+                          help=f"Images per class drawn from the data (default: {10 if few_shot else 'all'}).")
+        head.add_argument("--fake-generators", default=None,
+                          help="Comma-separated generators whose fakes are used (default: all); reals are always used.")
+        head.add_argument("--split", default=None, help="Split of the data (e.g. train).")
+        head.add_argument("--protocol", default="raw", help="Protocol applied before features (default raw).")
+        head.add_argument("--knn-k", type=int, default=None, help="kNN head: neighbours (default 25).")
+        head.add_argument("--seed", type=int, default=0)
+        head.add_argument("--batch-size", type=int, default=32)
+
+    feature_map = commands.add_parser("feature-map", help="t-SNE picture of a detector's features, per generator.")
+    feature_map.add_argument("--model", required=True, help="Bundled name, local directory or Hub id.")
+    feature_map.add_argument("--data", required=True, help="Labelled folder, manifest or saved dataset.")
+    feature_map.add_argument("--output", required=True, help="PNG file to write (plus a .json of the embedding).")
+    feature_map.add_argument("--split", default=None)
+    feature_map.add_argument("--protocol", default="normalized")
+    feature_map.add_argument("--max-per-generator", type=int, default=200, help="Images per generator (and reals).")
+    feature_map.add_argument("--seed", type=int, default=0)
 
     models = commands.add_parser("models", help="List detector families and bundled checkpoints.")
     models.add_argument("--json", action="store_true")
@@ -109,6 +140,56 @@ def run_evaluate(args) -> int:
     return 0
 
 
+def run_fit_head(args) -> int:
+    from .train.heads import FEW_SHOT_HEADS, fit_head
+
+    if args.command == "fewshot" and args.head not in FEW_SHOT_HEADS:
+        print(f"aigi fewshot: --head must be one of {FEW_SHOT_HEADS}, got {args.head!r}", file=sys.stderr)
+        return 2
+    fake_generators = [name.strip() for name in args.fake_generators.split(",")] if args.fake_generators else None
+    try:
+        report = fit_head(
+            args.model, args.data, args.output, head=args.head, split=args.split, shots=args.shots,
+            fake_generators=fake_generators, protocol=args.protocol, seed=args.seed, batch_size=args.batch_size,
+            knn_k=args.knn_k,
+        )
+    except ValueError as error:
+        print(f"aigi {args.command}: {error}", file=sys.stderr)
+        return 2
+    print(f"{report.head} head fitted on {report.real_count} real + {report.fake_count} fake images "
+          f"({len(report.failures)} unreadable); detector written to {args.output}")
+    return 0
+
+
+def run_feature_map(args) -> int:
+    import random
+
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    from .data.layouts import load_detection_records
+    from .evaluation.features import extract_features, plot_feature_map
+    from .registry import resolve_model
+
+    model_path = resolve_model(args.model)
+    model = AutoModelForImageClassification.from_pretrained(model_path).eval()
+    processor = AutoImageProcessor.from_pretrained(model_path)
+    records = load_detection_records(args.data, split=args.split)
+    rng = random.Random(args.seed)
+    by_generator: dict[str, list] = {}
+    for record in records:
+        by_generator.setdefault(record.generator, []).append(record)
+    chosen = [record for name in sorted(by_generator) for record in
+              rng.sample(by_generator[name], min(args.max_per_generator, len(by_generator[name])))]
+    extracted = extract_features(model.get_image_features, processor, chosen, protocol=args.protocol)
+    title = f"{Path(model_path).name}: {Path(args.data).name} ({args.protocol})"
+    embedding = plot_feature_map(extracted.features, extracted.generators, args.output, title=title, seed=args.seed)
+    Path(args.output).with_suffix(".json").write_text(json.dumps(
+        [{"id": id_, "generator": generator, "x": float(x), "y": float(y)}
+         for id_, generator, (x, y) in zip(extracted.ids, extracted.generators, embedding)], indent=1))
+    print(f"feature map of {len(extracted.ids)} images written to {args.output}")
+    return 0
+
+
 def run_models(args) -> int:
     from .registry import FAMILIES, bundled_checkpoints
 
@@ -143,7 +224,10 @@ def main(argv: list[str] | None = None) -> int:
         train_main(argv[1:])
         return 0
     args = build_parser().parse_args(argv)
-    commands = {"detect": run_detect, "evaluate": run_evaluate, "models": run_models, "samples": run_samples}
+    commands = {
+        "detect": run_detect, "evaluate": run_evaluate, "fit-head": run_fit_head, "fewshot": run_fit_head,
+        "feature-map": run_feature_map, "models": run_models, "samples": run_samples,
+    }
     return commands[args.command](args)
 
 

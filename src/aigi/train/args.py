@@ -10,7 +10,7 @@ from transformers import HfArgumentParser
 from ..dair import DAIRConfig
 from ..data.transforms import AUGMENT_PRESETS, TrainingAugment, _check_probability
 
-TASKS = ("rescalecl-pretrain", "classify", "dair", "gensign-extractor")
+TASKS = ("rescalecl-pretrain", "classify", "dair", "gensign-extractor", "fiser")
 FINETUNE_MODES = ("full", "linear")
 SCRATCH_FAMILIES = ("rescalecl", "gensign")
 
@@ -77,7 +77,20 @@ class TrainingArguments:
     ratios_per_batch: int = field(default=4, metadata={"help": "rescalecl-pretrain: rescale ratios per batch."})
     phases_per_ratio: int = field(default=2, metadata={"help": "rescalecl-pretrain: periodic phases per ratio."})
     max_ratio_denominator: int = field(default=8, metadata={"help": "rescalecl-pretrain: ratios p/q in (1,2), q <= this."})
-    temperature: float = field(default=0.07, metadata={"help": "rescalecl-pretrain: SupCon temperature."})
+    temperature: float = field(
+        default=0.07, metadata={"help": "rescalecl-pretrain: SupCon temperature; fiser: contrastive temperature."}
+    )
+    coarse_weight: float = field(default=1.0, metadata={"help": "fiser: weight of the coarse real/fake term."})
+    fine_weight: float = field(
+        default=1.0, metadata={"help": "fiser: weight of the fine generator-identity term (0: coarse-only ablation)."}
+    )
+    gather_contrastive_bank: bool = field(
+        default=True,
+        metadata={"help": "fiser: under several processes, contrast each anchor with the batches of all of them."},
+    )
+    gradient_checkpointing: bool = field(
+        default=False, metadata={"help": "fiser: recompute activations in backward (large DINOv3 encoders)."}
+    )
     ratio_classification_weight: float = field(
         default=0.0,
         metadata={"help": "rescalecl-pretrain: weight of an auxiliary 'which rescale ratio' cross-entropy "

@@ -1,14 +1,22 @@
-"""Training samples shared by the tasks: per-sample seeds, and random crops of the real photos of a data source."""
+"""Training samples shared by the tasks: per-sample seeds, augmented detection data, and random crops of the real
+photos of a data source."""
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ..data.layouts import load_detection_records
-from ..data.records import REAL_LABEL, DetectionRecord, load_record_image
-from ..data.transforms import random_crop_or_pad
+from ..data.records import REAL_LABEL, DetectionDataset, DetectionRecord, load_record_image
+from ..data.transforms import AUGMENT_PRESETS, TrainingAugment, random_crop_or_pad
+from .args import TrainingArguments
+
+LabelledTransform = Callable[[Image.Image, int, random.Random], tuple[Image.Image, int]]
+"""`(image, label, rng) -> (image, label)`: a transform that may change the label (`aigi.dair.SelfAugmentation`)."""
+LABELLED_TRANSFORM_STREAM = 1  # the `sample_seed` part that separates its random stream from the augmentation's
 
 
 def sample_seed(*parts: int) -> int:
@@ -37,3 +45,42 @@ class RealPhotoCrops(torch.utils.data.Dataset):
         image = load_record_image(self.records[index])
         image = random_crop_or_pad(image, self.crop_size, random.Random(sample_seed(self.seed, self.epoch, index)))
         return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1).float() / 255.0
+
+
+def training_augment(args: TrainingArguments) -> TrainingAugment:
+    """`args.augment_preset` with the `aug_*` probabilities that are set; a random resized crop gives `patch_size`."""
+    probabilities = {
+        f"p_{operation}": getattr(args, f"aug_{operation}")
+        for operation in TrainingAugment.OPERATIONS
+        if getattr(args, f"aug_{operation}") is not None
+    }
+    return replace(AUGMENT_PRESETS[args.augment_preset], resized_crop_size=args.patch_size, **probabilities)
+
+
+class AugmentedDetectionDataset(DetectionDataset):
+    """The same augmentation on both classes, then a random training crop; reproducible per (seed, epoch, index).
+
+    `labelled_transform` (e.g. self-augmentation) runs first, on the decoded image and its label, with a random
+    stream of its own: the augmentation draws the same numbers with or without it.
+    """
+
+    def __init__(self, records, image_processor, augment: TrainingAugment, crop_size: int, seed: int,
+                 labelled_transform: LabelledTransform | None = None):
+        super().__init__(records, image_processor)
+        self.augment, self.crop_size, self.seed, self.epoch = augment, crop_size, seed, 0
+        self.labelled_transform = labelled_transform
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __getitem__(self, index: int):
+        record = self.records[index]
+        image, label = load_record_image(record), record.label
+        if self.labelled_transform is not None:
+            labelled_rng = random.Random(sample_seed(self.seed, self.epoch, index, LABELLED_TRANSFORM_STREAM))
+            image, label = self.labelled_transform(image, label, labelled_rng)
+        rng = random.Random(sample_seed(self.seed, self.epoch, index))
+        image = random_crop_or_pad(self.augment(image, rng), self.crop_size, rng)
+        crop = {"height": self.crop_size, "width": self.crop_size}
+        pixel_values = self.image_processor(images=image, crop_size=crop, return_tensors="pt")["pixel_values"][0]
+        return {"pixel_values": pixel_values, "labels": label}

@@ -1,20 +1,18 @@
 """What is trained: RescaleCL rescaling-contrastive pre-training, real/fake classification (any family; GenSign's
-detector stage), and GenSign's DAIR and signature-extractor stages (`gensign.py`)."""
+detector stage), GenSign's DAIR and signature-extractor stages (`gensign.py`) and FiSeR's hierarchical contrastive
+encoder (`fiser.py`)."""
 
 import random
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+from collections.abc import Sequence
 
 import torch
-from PIL import Image
 from torch import nn
 from transformers import AutoImageProcessor, AutoModelForImageClassification, PreTrainedModel
 
 from ..dair import DAIR, SelfAugmentation
 from ..data.rescaling import rescale_ratios, sample_rescaling_contrast_batch
 from ..data.layouts import load_detection_records
-from ..data.records import DetectionDataset, DetectionRecord, load_record_image
-from ..data.transforms import AUGMENT_PRESETS, TrainingAugment, random_crop_or_pad
+from ..data.records import DetectionRecord
 from ..losses import supervised_contrastive_loss
 from ..modeling.gensign import GenSignConfig, GenSignForImageClassification, GenSignImageProcessor
 from ..modeling.rescalecl import (
@@ -24,12 +22,9 @@ from ..modeling.rescalecl import (
     RescaleCLModel,
 )
 from .args import TrainingArguments
+from .fiser import FiSeRContrastiveTask
 from .gensign import DAIRTask, SignatureExtractorCheckpoint, SignatureExtractorTask
-from .samples import RealPhotoCrops, real_photos, sample_seed
-
-LabelledTransform = Callable[[Image.Image, int, random.Random], tuple[Image.Image, int]]
-"""`(image, label, rng) -> (image, label)`: a transform that may change the label (`aigi.dair.SelfAugmentation`)."""
-LABELLED_TRANSFORM_STREAM = 1  # the `sample_seed` part that separates its random stream from the augmentation's
+from .samples import AugmentedDetectionDataset, RealPhotoCrops, real_photos, sample_seed, training_augment
 
 
 class ProjectionHead(nn.Sequential):
@@ -109,45 +104,6 @@ class RescaleCLPretrainTask:
     def save_final(self, model: nn.Module, directory: str) -> None:
         model.encoder.save_pretrained(directory)
         self.processor.save_pretrained(directory)
-
-
-def training_augment(args: TrainingArguments) -> TrainingAugment:
-    """`args.augment_preset` with the `aug_*` probabilities that are set; a random resized crop gives `patch_size`."""
-    probabilities = {
-        f"p_{operation}": getattr(args, f"aug_{operation}")
-        for operation in TrainingAugment.OPERATIONS
-        if getattr(args, f"aug_{operation}") is not None
-    }
-    return replace(AUGMENT_PRESETS[args.augment_preset], resized_crop_size=args.patch_size, **probabilities)
-
-
-class AugmentedDetectionDataset(DetectionDataset):
-    """The same augmentation on both classes, then a random training crop; reproducible per (seed, epoch, index).
-
-    `labelled_transform` (e.g. self-augmentation) runs first, on the decoded image and its label, with a random
-    stream of its own: the augmentation draws the same numbers with or without it.
-    """
-
-    def __init__(self, records, image_processor, augment: TrainingAugment, crop_size: int, seed: int,
-                 labelled_transform: LabelledTransform | None = None):
-        super().__init__(records, image_processor)
-        self.augment, self.crop_size, self.seed, self.epoch = augment, crop_size, seed, 0
-        self.labelled_transform = labelled_transform
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __getitem__(self, index: int):
-        record = self.records[index]
-        image, label = load_record_image(record), record.label
-        if self.labelled_transform is not None:
-            labelled_rng = random.Random(sample_seed(self.seed, self.epoch, index, LABELLED_TRANSFORM_STREAM))
-            image, label = self.labelled_transform(image, label, labelled_rng)
-        rng = random.Random(sample_seed(self.seed, self.epoch, index))
-        image = random_crop_or_pad(self.augment(image, rng), self.crop_size, rng)
-        crop = {"height": self.crop_size, "width": self.crop_size}
-        pixel_values = self.image_processor(images=image, crop_size=crop, return_tensors="pt")["pixel_values"][0]
-        return {"pixel_values": pixel_values, "labels": label}
 
 
 def self_augmentation(args: TrainingArguments) -> SelfAugmentation | None:
@@ -278,5 +234,6 @@ def build_task(args: TrainingArguments):
         "classify": ClassificationTask,
         "dair": DAIRTask,
         "gensign-extractor": SignatureExtractorTask,
+        "fiser": FiSeRContrastiveTask,
     }
     return task_classes[args.task](args)

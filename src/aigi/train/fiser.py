@@ -1,0 +1,136 @@
+"""FiSeR's training stage: the encoder learns with the hierarchical contrastive loss (coarse real/fake + fine
+generator identity); a head is fitted afterwards on its frozen features (`aigi.train.heads`)."""
+
+import json
+
+import torch
+from accelerate import PartialState
+from accelerate.utils import gather
+from torch import nn
+from transformers import AutoConfig, AutoImageProcessor, DINOv3ViTModel
+
+from ..data.layouts import load_detection_records
+from ..data.records import DetectionRecord
+from ..losses import hierarchical_contrastive_loss
+from ..modeling.fiser import FiSeRConfig, FiSeRImageProcessor, FiSeRModel
+from .args import TrainingArguments
+from .samples import AugmentedDetectionDataset, training_augment
+
+GENERATORS_FILE = "generators.json"
+
+
+def generator_vocabulary(records: list[DetectionRecord]) -> dict[str, int]:
+    """Generator name -> id for the fine term (sorted names; "real" is one id like any other, never used as fine)."""
+    return {name: index for index, name in enumerate(sorted({record.generator for record in records}))}
+
+
+class GeneratorLabelledDataset(torch.utils.data.Dataset):
+    """Adds `generator_ids` (the record's generator in `vocabulary`) to the items of a detection dataset."""
+
+    def __init__(self, dataset, vocabulary: dict[str, int]):
+        self.dataset, self.vocabulary = dataset, vocabulary
+
+    def set_epoch(self, epoch: int) -> None:
+        self.dataset.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        item = self.dataset[index]
+        item["generator_ids"] = self.vocabulary[self.dataset.records[index].generator]
+        return item
+
+
+def encoder_from_checkpoint(path: str) -> FiSeRModel:
+    """A FiSeR encoder from a FiSeR checkpoint (encoder or detector), or wrapping a plain DINOv3 ViT checkpoint
+    (e.g. facebook/dinov3-vitl16-pretrain-lvd1689m, FiSeR's starting point)."""
+    config = AutoConfig.from_pretrained(path)
+    if config.model_type == FiSeRConfig.model_type:
+        return FiSeRModel.from_pretrained(path)
+    if config.model_type != "dinov3_vit":
+        raise ValueError(f"{path} is a {config.model_type!r} checkpoint; FiSeR starts from a DINOv3 ViT or a FiSeR one")
+    dinov3 = DINOv3ViTModel.from_pretrained(path)
+    fiser_config = FiSeRConfig(dinov3_config=dinov3.config.to_dict())
+    encoder = FiSeRModel(fiser_config)
+    encoder.encoder.load_state_dict(dinov3.state_dict())
+    return encoder
+
+
+class FiSeRContrastiveTask:
+    """Hierarchical contrastive training of a FiSeR encoder on labelled data with a `generator` column.
+
+    `--model` starts from a DINOv3 or FiSeR checkpoint (the paper fine-tunes DINOv3 ViT-L/16 in full); without it a
+    from-scratch timm `--backbone` is trained (the offline configuration). The contrastive bank is the batch,
+    gathered across processes when `--gather_contrastive_bank` (the reference's 2 GPUs x 40 images = 80).
+    """
+
+    memory_format = torch.channels_last
+    find_unused_parameters = False
+
+    def __init__(self, args: TrainingArguments):
+        self.args = args
+        self.vocabulary: dict[str, int] = {}
+        if args.model:
+            self.processor = AutoImageProcessor.from_pretrained(args.model)
+        else:
+            config = scratch_encoder_config(args)
+            self.processor = FiSeRImageProcessor(
+                crop_size={"height": args.image_size, "width": args.image_size},
+                image_mean=config.image_mean, image_std=config.image_std,
+            )
+
+    def build_model(self) -> nn.Module:
+        if self.args.model:
+            model = encoder_from_checkpoint(self.args.model)
+        else:
+            model = FiSeRModel(scratch_encoder_config(self.args))
+        if self.args.gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        return model
+
+    def build_dataset(self) -> torch.utils.data.Dataset:
+        records = load_detection_records(self.args.train_data)
+        if not any(record.label == 1 for record in records) or not any(record.label == 0 for record in records):
+            raise ValueError(f"FiSeR training needs real and fake images; {self.args.train_data} lacks one class")
+        self.vocabulary = generator_vocabulary(records)
+        dataset = AugmentedDetectionDataset(
+            records, self.processor, training_augment(self.args), crop_size=self.args.patch_size, seed=self.args.seed,
+        )
+        return GeneratorLabelledDataset(dataset, self.vocabulary)
+
+    collate = None
+
+    def compute_loss(self, model: nn.Module, batch: dict, step: int, process_index: int):
+        pixel_values = batch["pixel_values"].contiguous(memory_format=torch.channels_last)
+        features = model(pixel_values=pixel_values).pooler_output
+        labels, generators = batch["labels"], batch["generator_ids"]
+        bank = {}
+        if self.args.gather_contrastive_bank and PartialState().num_processes > 1:
+            offset = process_index * features.shape[0]
+            bank = {
+                "bank": gather(features.detach()), "bank_labels": gather(labels),
+                "bank_generators": gather(generators),
+                "anchor_bank_indices": torch.arange(offset, offset + features.shape[0], device=features.device),
+            }
+        return hierarchical_contrastive_loss(
+            features, labels, generators, temperature=self.args.temperature,
+            coarse_weight=self.args.coarse_weight, fine_weight=self.args.fine_weight, **bank,
+        )
+
+    def trainable_parameters(self, model: nn.Module):
+        return model.parameters()
+
+    def save_final(self, model: nn.Module, directory: str) -> None:
+        model.save_pretrained(directory)
+        self.processor.save_pretrained(directory)
+        with open(f"{directory}/{GENERATORS_FILE}", "w") as handle:
+            json.dump(self.vocabulary, handle, indent=2)
+
+
+def scratch_encoder_config(args: TrainingArguments) -> FiSeRConfig:
+    """The offline encoder: a from-scratch timm backbone on [-1, 1] inputs, trained and read at its final layer."""
+    return FiSeRConfig(
+        backbone=args.backbone, feature_layer=None, image_size=args.image_size,
+        image_mean=[0.5] * 3, image_std=[0.5] * 3,
+    )
