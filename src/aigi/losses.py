@@ -1,10 +1,18 @@
 """Training losses."""
 
+import math
+from dataclasses import dataclass
+
+import ot
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["aggregated_positive_contrastive_loss", "hierarchical_contrastive_loss", "supervised_contrastive_loss"]
+__all__ = [
+    "aggregated_positive_contrastive_loss", "hierarchical_contrastive_loss", "supervised_contrastive_loss",
+    "GaussianMixture", "bures_wasserstein_cost", "discriminative_contrastive_loss", "fit_gaussian_mixture",
+    "prototype_optimal_transport_loss", "prototype_transport_plan", "synerdetect_losses",
+]
 
 
 def supervised_contrastive_loss(
@@ -126,3 +134,147 @@ def hierarchical_contrastive_loss(
         (same_generator & fake_bank)[fake_anchors], (~same_generator & fake_bank)[fake_anchors], temperature,
     ) if bool(fake_anchors.any()) else anchors.sum() * 0.0
     return {"coarse": coarse, "fine": fine, "loss": coarse_weight * coarse + fine_weight * fine}
+
+
+# SynerDetect: CMID reconstruction, OT-DCL (GMM prototypes, Bures-Wasserstein cost, entropic OT, InfoNCE).
+
+
+@dataclass
+class GaussianMixture:
+    """A mixture of Gaussians with diagonal covariances: weights ``[K]``, means ``[K, D]``, variances ``[K, D]``."""
+
+    weights: Tensor
+    means: Tensor
+    variances: Tensor
+
+
+def gaussian_mixture_log_joint(features: Tensor, mixture: GaussianMixture) -> Tensor:
+    """``log pi_k + log N(x_n | mu_k, diag(var_k))`` for every sample and component, ``[N, K]``."""
+    squared = (features[:, None, :] - mixture.means[None]) ** 2 / mixture.variances[None]
+    log_normaliser = mixture.variances.log().sum(dim=-1) + features.shape[1] * math.log(2 * math.pi)
+    return mixture.weights.log()[None] - 0.5 * (squared.sum(dim=-1) + log_normaliser[None])
+
+
+def gaussian_mixture_responsibilities(features: Tensor, mixture: GaussianMixture) -> Tensor:
+    """Posterior of each component given each sample, ``[N, K]`` (rows sum to 1)."""
+    return gaussian_mixture_log_joint(features, mixture).softmax(dim=1)
+
+
+def fit_gaussian_mixture(
+    features: Tensor, num_components: int, iterations: int = 10, variance_floor: float = 1e-4
+) -> GaussianMixture:
+    """Soft-EM fit of a diagonal-covariance GMM to ``[N, D]`` features, differentiable (the iterations are unrolled).
+
+    Means start at ``num_components`` samples chosen by farthest-point sampling from the sample nearest the batch
+    mean (deterministic); variances start at the batch variance, weights uniform. ``variance_floor`` is added to every
+    variance, so one-sample or collapsed components stay proper. A component that loses all its mass keeps its mean
+    and variances instead of dividing by zero.
+    """
+    sample_count = features.shape[0]
+    if features.ndim != 2 or sample_count < num_components:
+        raise ValueError(f"need [N, D] features with N >= {num_components} components, got {tuple(features.shape)}")
+    with torch.no_grad():
+        chosen = [int(((features - features.mean(dim=0)) ** 2).sum(dim=1).argmin())]
+        nearest = ((features - features[chosen[0]]) ** 2).sum(dim=1)
+        for _ in range(num_components - 1):
+            chosen.append(int(nearest.argmax()))
+            nearest = torch.minimum(nearest, ((features - features[chosen[-1]]) ** 2).sum(dim=1))
+    means = features[chosen]
+    variances = features.var(dim=0, unbiased=False).expand(num_components, -1) + variance_floor
+    weights = features.new_full((num_components,), 1.0 / num_components)
+    for _ in range(iterations):
+        responsibilities = gaussian_mixture_responsibilities(features, GaussianMixture(weights, means, variances))
+        counts = responsibilities.sum(dim=0)
+        occupied = counts > 1e-6
+        safe_counts = counts.clamp_min(1e-6)[:, None]
+        new_means = responsibilities.T @ features / safe_counts
+        deviations = (features[:, None, :] - new_means[None]) ** 2
+        new_variances = (responsibilities[..., None] * deviations).sum(dim=0) / safe_counts + variance_floor
+        means = torch.where(occupied[:, None], new_means, means)
+        variances = torch.where(occupied[:, None], new_variances, variances)
+        weights = counts.clamp_min(1e-6) / counts.clamp_min(1e-6).sum()
+    return GaussianMixture(weights, means, variances)
+
+
+def bures_wasserstein_cost(first: GaussianMixture, second: GaussianMixture) -> Tensor:
+    """Squared 2-Wasserstein distances between the components, ``[K1, K2]`` (SynerDetect Eq. 4):
+    ``||mu_i - mu_j||^2 + Tr(S_i + S_j - 2 (S_i^1/2 S_j S_i^1/2)^1/2)``.
+
+    For diagonal covariances the trace term is ``sum_d (sqrt(s_id) - sqrt(s_jd))^2``, the closed form of what
+    ``ot.gmm.dist_bures_squared`` computes with matrix square roots.
+    """
+    mean_term = ((first.means[:, None] - second.means[None]) ** 2).sum(dim=-1)
+    covariance_term = ((first.variances.sqrt()[:, None] - second.variances.sqrt()[None]) ** 2).sum(dim=-1)
+    return mean_term + covariance_term
+
+
+def prototype_transport_plan(noise: GaussianMixture, visual: GaussianMixture, entropy: float) -> tuple[Tensor, Tensor]:
+    """(plan ``T*`` of Eq. 5, cost ``C``): entropic OT between the prototypes, marginals the mixing weights.
+
+    Solved by POT's log-domain Sinkhorn on the torch tensors, so the plan is differentiable through its iterations.
+    """
+    cost = bures_wasserstein_cost(noise, visual)
+    plan = ot.sinkhorn(noise.weights, visual.weights, cost, reg=entropy, method="sinkhorn_log")
+    return plan, cost
+
+
+def prototype_optimal_transport_loss(
+    image_embeds: Tensor, noise_embeds: Tensor, num_components: int, entropy: float, iterations: int = 10,
+    variance_floor: float = 1e-4,
+) -> Tensor:
+    """L_POT (Eq. 6) on L2-normalised z_v and z_n: ``<T*, C> + mean_i sum_k w_i(k) ||z_n_i - mu_v_k||^2``.
+
+    GMMs are fitted on the batch for each modality. ``w_i(k)`` is the responsibility of the visual prototype ``k``
+    for the noise sample ``i`` (its posterior under the visual GMM): Eq. 6 pairs ``w_i(k)`` with ``mu_k^v``, and
+    only under the visual GMM does index ``k`` name the same prototype on both sides.
+    """
+    visual_features = F.normalize(image_embeds.float(), dim=-1)
+    noise_features = F.normalize(noise_embeds.float(), dim=-1)
+    visual = fit_gaussian_mixture(visual_features, num_components, iterations, variance_floor)
+    noise = fit_gaussian_mixture(noise_features, num_components, iterations, variance_floor)
+    plan, cost = prototype_transport_plan(noise, visual, entropy)
+    responsibilities = gaussian_mixture_responsibilities(noise_features, visual)
+    distances = ((noise_features[:, None] - visual.means[None]) ** 2).sum(dim=-1)
+    return (plan * cost).sum() + (responsibilities * distances).sum(dim=1).mean()
+
+
+def discriminative_contrastive_loss(
+    prompt_embeds: Tensor, image_embeds: Tensor, noise_embeds: Tensor, labels: Tensor, temperature: float
+) -> Tensor:
+    """L_DCL (Eq. 7), text-anchored InfoNCE with cosine similarity.
+
+    The anchor of sample ``i`` is its own prompt of its label, ``z_t^i``; the positive is ``z_v^i`` (and, as a second
+    term, ``z_n^i``); the negatives are the z_v and z_n of every sample of the other label. The result averages the
+    two positives over the batch. Without negatives (a one-class batch) each term is exactly 0.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    sample_count = len(labels)
+    rows = torch.arange(sample_count, device=labels.device)
+    anchors = F.normalize(prompt_embeds.float()[rows, labels], dim=-1)
+    candidates = F.normalize(torch.cat([image_embeds, noise_embeds]).float(), dim=-1)
+    logits = anchors @ candidates.T / temperature  # [N, 2N]: z_v of every sample, then z_n of every sample
+    negative_logits = logits.masked_fill(labels.repeat(2)[None] == labels[:, None], float("-inf"))
+    terms = []
+    for positive_column in (rows, rows + sample_count):
+        positive = logits[rows, positive_column]
+        denominator = torch.cat([positive[:, None], negative_logits], dim=1).logsumexp(dim=1)
+        terms.append(denominator - positive)
+    return torch.stack(terms).mean()
+
+
+def synerdetect_losses(outputs, reconstruction_noise: Tensor, labels: Tensor, config) -> dict[str, Tensor]:
+    """The SynerDetect objective (Eqs. 2, 6-9) from a `SynerDetectForImageClassification` output of a forward with
+    reconstruction inputs, and a `SynerDetectConfig` (K, eta, tau, alpha, lambda, EM settings):
+    ``loss = lambda * L_CR + (1 - lambda) * (L_DCL + alpha * L_POT)``."""
+    reconstruction = F.mse_loss(outputs.reconstruction_prediction.float(), reconstruction_noise.float())
+    contrastive = discriminative_contrastive_loss(
+        outputs.prompt_embeds, outputs.image_embeds, outputs.noise_embeds, labels, config.temperature
+    )
+    transport = prototype_optimal_transport_loss(
+        outputs.image_embeds, outputs.noise_embeds, config.gmm_num_components, config.ot_entropy,
+        config.gmm_em_iterations, config.gmm_variance_floor,
+    )
+    weight = config.reconstruction_weight
+    loss = weight * reconstruction + (1 - weight) * (contrastive + config.pot_weight * transport)
+    return {"loss": loss, "reconstruction": reconstruction, "contrastive": contrastive, "transport": transport}

@@ -21,6 +21,12 @@ from .modeling.rescalecl import (
     RescaleCLImageProcessor,
     RescaleCLModel,
 )
+from .modeling.synerdetect import (
+    SynerDetectConfig,
+    SynerDetectForImageClassification,
+    SynerDetectImageProcessor,
+    SynerDetectModel,
+)
 
 BUNDLED_CHECKPOINTS_DIR = Path(__file__).parent / "checkpoints"
 SAMPLES_DIR = Path(__file__).parent / "samples"
@@ -63,6 +69,15 @@ FAMILIES: dict[str, DetectorFamily] = {
             base_model_class=FiSeRModel,
             classification_class=FiSeRForImageClassification,
             image_processor_class=FiSeRImageProcessor,
+        ),
+        DetectorFamily(
+            name="synerdetect",
+            paper="SynerDetect: Hierarchical Synergistic Learning for Generalizable AI-Generated Image Detection "
+            "(AAAI 2026; our reconstruction, no reference code)",
+            config_class=SynerDetectConfig,
+            base_model_class=SynerDetectModel,
+            classification_class=SynerDetectForImageClassification,
+            image_processor_class=SynerDetectImageProcessor,
         ),
     ]
 }
