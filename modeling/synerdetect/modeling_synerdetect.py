@@ -209,7 +209,6 @@ class SynerDetectModel(SynerDetectPreTrainedModel):
         self.noise_map_adapter = nn.Conv2d(config.latent_channels, config.noise_vision_config.num_channels, 1)
         self.prompt_tuner = SynerDetectVisualAwareTuner(config)
         self.text_encoder = CLIPTextModelWithProjection(config.text_config)
-        self.register_buffer("class_token_ids", torch.tensor(config.class_token_ids), persistent=False)
         self.unet = UNet2DConditionModel.from_config(config.unet_config)
         self.vae = AutoencoderKL.from_config(config.vae_config)
         for module in [*self.unet.modules(), *self.vae.modules()]:
@@ -269,13 +268,14 @@ class SynerDetectModel(SynerDetectPreTrainedModel):
         padding to CLIP's 77 positions; the EOS position (the last) is pooled as CLIP pools it.
         """
         context = self.prompt_tuner(pixel_values, image_embeds)
-        batch, num_classes = len(context), len(self.class_token_ids)
+        batch, num_classes = len(context), len(self.config.class_token_ids)
         text_model = self.text_encoder.text_model
         token_embedding = text_model.embeddings.token_embedding
-        special = token_embedding(torch.tensor(
-            [self.config.text_config.bos_token_id, self.config.text_config.eos_token_id], device=context.device
-        ))
-        class_tokens = token_embedding(self.class_token_ids)  # [classes, class tokens, width]
+        text_config = self.config.text_config
+        special_ids = torch.tensor([text_config.bos_token_id, text_config.eos_token_id], device=context.device)
+        special = token_embedding(special_ids)
+        # [classes, class tokens, width]
+        class_tokens = token_embedding(torch.tensor(self.config.class_token_ids, device=context.device))
         prompts = torch.cat([
             special[0].expand(batch, num_classes, 1, -1),
             context[:, None].expand(-1, num_classes, -1, -1),
