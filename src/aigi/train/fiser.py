@@ -17,6 +17,7 @@ from .args import TrainingArguments
 from .samples import AugmentedDetectionDataset, training_augment
 
 GENERATORS_FILE = "generators.json"
+READOUT_DEPTH = 18 / 24
 
 
 def generator_vocabulary(records: list[DetectionRecord]) -> dict[str, int]:
@@ -51,7 +52,9 @@ def encoder_from_checkpoint(path: str) -> FiSeRModel:
     if config.model_type != "dinov3_vit":
         raise ValueError(f"{path} is a {config.model_type!r} checkpoint; FiSeR starts from a DINOv3 ViT or a FiSeR one")
     dinov3 = DINOv3ViTModel.from_pretrained(path)
-    fiser_config = FiSeRConfig(dinov3_config=dinov3.config.to_dict())
+    # The reference reads block 18 of ViT-L's 24; other depths are read at the same relative depth.
+    feature_layer = round(READOUT_DEPTH * dinov3.config.num_hidden_layers)
+    fiser_config = FiSeRConfig(dinov3_config=dinov3.config.to_dict(), feature_layer=feature_layer)
     encoder = FiSeRModel(fiser_config)
     encoder.encoder.load_state_dict(dinov3.state_dict())
     return encoder
@@ -113,10 +116,12 @@ class FiSeRContrastiveTask:
                 "bank_generators": gather(generators),
                 "anchor_bank_indices": torch.arange(offset, offset + features.shape[0], device=features.device),
             }
-        return hierarchical_contrastive_loss(
+        losses = hierarchical_contrastive_loss(
             features, labels, generators, temperature=self.args.temperature,
             coarse_weight=self.args.coarse_weight, fine_weight=self.args.fine_weight, **bank,
         )
+        bank_size = len(bank["bank"]) if bank else len(features)
+        return {**losses, "bank_size": torch.tensor(float(bank_size), device=features.device)}
 
     def trainable_parameters(self, model: nn.Module):
         return model.parameters()
