@@ -24,8 +24,9 @@ from detector_tester import DetectorModelTesterMixin, random_image
 IMAGE_SIZE = 32
 TINY_VISION = dict(hidden_size=16, intermediate_size=24, num_hidden_layers=1, num_attention_heads=2, image_size=24,
                    patch_size=8, projection_dim=12)
+# bos/eos 0/2 as in the openai CLIP configs on the Hub; the prompts use their own start/end ids (97/98 here).
 TINY_TEXT = dict(vocab_size=99, hidden_size=16, intermediate_size=24, num_hidden_layers=1, num_attention_heads=2,
-                 max_position_embeddings=16, projection_dim=12, pad_token_id=1, bos_token_id=97, eos_token_id=98)
+                 max_position_embeddings=16, projection_dim=12, pad_token_id=1, bos_token_id=0, eos_token_id=2)
 TINY_UNET = dict(sample_size=16, in_channels=4, out_channels=4, block_out_channels=[8, 16], layers_per_block=1,
                  down_block_types=["CrossAttnDownBlock2D", "DownBlock2D"],
                  up_block_types=["UpBlock2D", "CrossAttnUpBlock2D"], attention_head_dim=2, cross_attention_dim=8,
@@ -39,13 +40,17 @@ TINY_LATENT_SIDE = IMAGE_SIZE // 2  # two VAE blocks downsample 2x
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
+# The open choices at toy size (the tiny text vocabulary has 99 tokens and 16 positions).
+TINY_CHOICES = dict(num_context_tokens=4, class_token_ids=[[5, 7], [6, 7]], prompt_start_token_id=97,
+                    prompt_end_token_id=98, tuner_num_heads=2, constrained_conv_patch_size=8, lora_rank=2,
+                    lora_alpha=4, gmm_num_components=2)
+
+
 def tiny_synerdetect_config(**overrides) -> SynerDetectConfig:
     """The paper's classes at toy widths: 1-layer CLIP towers, a 2-block UNet and VAE, 2-step inversion."""
     values = dict(
-        vision_config=TINY_VISION, noise_vision_config=TINY_VISION, text_config=TINY_TEXT,
-        unet_config=TINY_UNET, vae_config=TINY_VAE, image_size=IMAGE_SIZE, num_context_tokens=4,
-        class_token_ids=[[5, 7], [6, 7]], tuner_num_heads=2, constrained_conv_patch_size=8, inversion_steps=2,
-        lora_rank=2, lora_alpha=4, gmm_num_components=2,
+        vision_config=TINY_VISION, noise_vision_config=TINY_VISION, text_config=TINY_TEXT, unet_config=TINY_UNET,
+        vae_config=TINY_VAE, image_size=IMAGE_SIZE, inversion_steps=2, **TINY_CHOICES,
     )
     return SynerDetectConfig(**{**values, **overrides})
 
@@ -267,6 +272,7 @@ def test_component_weights_load_into_the_towers():
     ({"image_size": 34}, "multiple of 4"),
     ({"class_token_ids": [[5], [150]]}, "vocabulary"),
     ({"class_token_ids": [[5], [6, 7]]}, "same length"),
+    ({"prompt_end_token_id": 99}, "vocabulary"),
     ({"inversion_prompt": "label"}, "inversion_prompt"),
     ({"num_context_tokens": 14}, "positions"),
     ({"noise_vision_config": {**TINY_VISION, "projection_dim": 8}}, "projection_dim"),

@@ -126,6 +126,9 @@ class SynerDetectConfig(PreTrainedConfig):
         Token ids of the [Real] and [Fake] class tokens (same length), looked up in the text encoder's own token
         embedding table (no tokenizer is needed at run time). A prompt is `[BOS] p_c class-tokens [EOS]`; the EOS
         token's output, projected, is z_t. For a text config other than CLIP's, pick ids of its vocabulary.
+    prompt_start_token_id / prompt_end_token_id (`int`, defaults to 49406 / 49407):
+        BOS and EOS of the prompts: CLIP BPE's `<start_of_text>` / `<end_of_text>`. Not the text config's
+        `bos_token_id` / `eos_token_id`, which the openai CLIP configs on the Hub set to the legacy 0 and 2.
     tuner_num_heads (`int`, defaults to 8):
         Heads of the tuner's attention (query: LN(p_c); keys and values: LN(z_v) and the LN(CConv) tokens together,
         the reading of Eq. 1 under which a single z_v token does not make the attention weights trivial).
@@ -199,6 +202,8 @@ class SynerDetectConfig(PreTrainedConfig):
     image_size: int = 256
     num_context_tokens: int = 16
     class_token_ids: list[list[int]] = field(default_factory=lambda: [list(ids) for ids in CLIP_CLASS_TOKEN_IDS])
+    prompt_start_token_id: int = 49406
+    prompt_end_token_id: int = 49407
     tuner_num_heads: int = 8
     constrained_conv_channels: int = 3
     constrained_conv_kernel_size: int = 5
@@ -282,8 +287,10 @@ class SynerDetectConfig(PreTrainedConfig):
             raise ValueError(f"the vision and text towers must share one projection_dim, got {sorted(joint_dims)}")
         if len(self.class_token_ids) != 2 or len({len(ids) for ids in self.class_token_ids}) != 1:
             raise ValueError("class_token_ids needs two token-id lists ([Real], [Fake]) of the same length")
-        if not all(0 <= token < self.text_config.vocab_size for ids in self.class_token_ids for token in ids):
-            raise ValueError(f"class_token_ids must be ids of the text vocabulary (< {self.text_config.vocab_size})")
+        prompt_tokens = [self.prompt_start_token_id, self.prompt_end_token_id, *sum(self.class_token_ids, [])]
+        if not all(0 <= token < self.text_config.vocab_size for token in prompt_tokens):
+            raise ValueError(f"class_token_ids and the prompt start / end tokens must be ids of the text vocabulary "
+                             f"(< {self.text_config.vocab_size})")
         prompt_length = self.num_context_tokens + len(self.class_token_ids[0]) + 2
         if prompt_length > self.text_config.max_position_embeddings:
             raise ValueError(f"a prompt of {prompt_length} tokens exceeds the text encoder's "

@@ -271,8 +271,8 @@ class SynerDetectModel(SynerDetectPreTrainedModel):
         batch, num_classes = len(context), len(self.config.class_token_ids)
         text_model = self.text_encoder.text_model
         token_embedding = text_model.embeddings.token_embedding
-        text_config = self.config.text_config
-        special_ids = torch.tensor([text_config.bos_token_id, text_config.eos_token_id], device=context.device)
+        special_ids = torch.tensor([self.config.prompt_start_token_id, self.config.prompt_end_token_id],
+                                   device=context.device)
         special = token_embedding(special_ids)
         # [classes, class tokens, width]
         class_tokens = token_embedding(torch.tensor(self.config.class_token_ids, device=context.device))

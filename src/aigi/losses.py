@@ -211,11 +211,16 @@ def bures_wasserstein_cost(first: GaussianMixture, second: GaussianMixture) -> T
 def prototype_transport_plan(noise: GaussianMixture, visual: GaussianMixture, entropy: float) -> tuple[Tensor, Tensor]:
     """(plan ``T*`` of Eq. 5, cost ``C``): entropic OT between the prototypes, marginals the mixing weights.
 
-    Solved by POT's log-domain Sinkhorn on the torch tensors, so the plan is differentiable through its iterations.
+    Solved by POT's log-domain Sinkhorn on the torch tensors, so the plan is differentiable through its iterations,
+    in float64: POT's tolerance (1e-9 marginal error) is below float32's precision once costs are many times eta, and
+    a float32 solve would run all 1000 iterations (into the autograd graph) and warn. K x K is tiny either way. The
+    weights are renormalised in float64 so that both marginals have exactly the same mass.
     """
     cost = bures_wasserstein_cost(noise, visual)
-    plan = ot.sinkhorn(noise.weights, visual.weights, cost, reg=entropy, method="sinkhorn_log")
-    return plan, cost
+    noise_weights, visual_weights = noise.weights.double(), visual.weights.double()
+    plan = ot.sinkhorn(noise_weights / noise_weights.sum(), visual_weights / visual_weights.sum(), cost.double(),
+                       reg=entropy, method="sinkhorn_log")
+    return plan.to(cost.dtype), cost
 
 
 def prototype_optimal_transport_loss(

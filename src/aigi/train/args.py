@@ -10,7 +10,7 @@ from transformers import HfArgumentParser
 from ..dair import DAIRConfig
 from ..data.transforms import AUGMENT_PRESETS, TrainingAugment, _check_probability
 
-TASKS = ("rescalecl-pretrain", "classify", "dair", "gensign-extractor", "fiser")
+TASKS = ("rescalecl-pretrain", "classify", "dair", "gensign-extractor", "fiser", "synerdetect")
 FINETUNE_MODES = ("full", "linear")
 SCRATCH_FAMILIES = ("rescalecl", "gensign")
 
@@ -111,6 +111,32 @@ class TrainingArguments:
     aug_jpeg: float | None = field(default=None, metadata={"help": "classify: P(JPEG at a random quality)."})
     aug_blur: float | None = field(default=None, metadata={"help": "classify: P(Gaussian blur)."})
     aug_noise: float | None = field(default=None, metadata={"help": "classify: P(Gaussian noise)."})
+    clip_model: str | None = field(
+        default=None,
+        metadata={"help": "synerdetect without --model: a transformers CLIPModel (folder or Hub id, e.g. "
+                  "openai/clip-vit-large-patch14) for the perceptual and noise encoders and the frozen text encoder."},
+    )
+    diffusion_model: str | None = field(
+        default=None,
+        metadata={"help": "synerdetect without --model: a diffusers Stable Diffusion folder or Hub id with unet/, "
+                  "vae/ and scheduler/, predicting epsilon (e.g. stabilityai/stable-diffusion-2-1-base)."},
+    )
+    synerdetect_config: str | None = field(
+        default=None,
+        metadata={"help": "synerdetect with --clip_model: a JSON object of SynerDetectConfig fields for the new "
+                  "detector (its open choices, e.g. '{\"gmm_num_components\": 8, \"ot_entropy\": 0.05}')."},
+    )
+    inversion_steps: int | None = field(
+        default=None, metadata={"help": "synerdetect: DDIM inversion steps (default: the checkpoint's; 100 if new)."}
+    )
+    inversion_cache: str | None = field(
+        default=None,
+        metadata={"help": "synerdetect: folder of DDIM noise maps keyed by the exact training crop; hits need crops "
+                  "that repeat (--augment_preset none and crops as large as the images)."},
+    )
+    inversion_cache_max_age: int = field(
+        default=0, metadata={"help": "synerdetect: recompute a cached noise map older than this many steps (0: never)."}
+    )
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -130,6 +156,22 @@ class TrainingArguments:
         if self.self_augmentation_dair and self.task != "classify":
             raise ValueError("--self_augmentation_dair applies to the classify task")
         _check_probability("p_aug", self.p_aug)
+        if self.task == "synerdetect":
+            if self.model is None and not (self.clip_model and self.diffusion_model):
+                raise ValueError("synerdetect needs --model, or --clip_model and --diffusion_model for a new detector")
+            if self.model is not None and (self.clip_model or self.diffusion_model or self.synerdetect_config):
+                raise ValueError("--clip_model, --diffusion_model and --synerdetect_config assemble a new detector; "
+                                 "drop them with --model")
+            if self.synerdetect_config is not None and not isinstance(json.loads(self.synerdetect_config), dict):
+                raise ValueError("--synerdetect_config must be a JSON object of SynerDetectConfig fields")
+        elif (self.clip_model or self.diffusion_model or self.synerdetect_config or self.inversion_cache
+              or self.inversion_steps is not None):
+            raise ValueError("--clip_model, --diffusion_model, --synerdetect_config, --inversion_steps and "
+                             "--inversion_cache apply to the synerdetect task")
+        if self.inversion_steps is not None and self.inversion_steps < 1:
+            raise ValueError("inversion_steps must be >= 1")
+        if self.inversion_cache_max_age < 0:
+            raise ValueError("inversion_cache_max_age must be >= 0")
         if self.finetune_mode not in FINETUNE_MODES:
             raise ValueError(f"finetune_mode must be one of {FINETUNE_MODES}, got {self.finetune_mode!r}")
         if self.mixed_precision not in ("no", "bf16"):

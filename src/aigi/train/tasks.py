@@ -1,6 +1,6 @@
 """What is trained: RescaleCL rescaling-contrastive pre-training, real/fake classification (any family; GenSign's
-detector stage), GenSign's DAIR and signature-extractor stages (`gensign.py`) and FiSeR's hierarchical contrastive
-encoder (`fiser.py`)."""
+detector stage), GenSign's DAIR and signature-extractor stages (`gensign.py`), FiSeR's hierarchical contrastive
+encoder (`fiser.py`) and SynerDetect's hierarchical synergistic objective (`synerdetect.py`)."""
 
 import random
 from collections.abc import Sequence
@@ -25,6 +25,7 @@ from .args import TrainingArguments
 from .fiser import FiSeRContrastiveTask
 from .gensign import DAIRTask, SignatureExtractorCheckpoint, SignatureExtractorTask
 from .samples import AugmentedDetectionDataset, RealPhotoCrops, real_photos, sample_seed, training_augment
+from .synerdetect import SynerDetectTask
 
 
 class ProjectionHead(nn.Sequential):
@@ -235,5 +236,6 @@ def build_task(args: TrainingArguments):
         "dair": DAIRTask,
         "gensign-extractor": SignatureExtractorTask,
         "fiser": FiSeRContrastiveTask,
+        "synerdetect": SynerDetectTask,
     }
     return task_classes[args.task](args)
