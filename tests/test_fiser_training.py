@@ -69,14 +69,21 @@ def test_fit_head_makes_a_detector_the_pipeline_loads(fiser_run, detection_folde
 
 
 def test_fewshot_fits_an_svm_on_k_images_of_one_generator(fiser_run, detection_folder, tmp_path):
-    output = tmp_path / "fewshot"
-    assert aigi_main(["fewshot", "--model", str(fiser_run / "final"), "--data", str(detection_folder),
+    # Starting from a fitted detector (its kNN head replaced) works like starting from the encoder.
+    knn_detector, output = tmp_path / "knn", tmp_path / "fewshot"
+    assert aigi_main(["fit-head", "--model", str(fiser_run / "final"), "--data", str(detection_folder),
+                      "--output", str(knn_detector), "--head", "knn"]) == 0
+    assert aigi_main(["fewshot", "--model", str(knn_detector), "--data", str(detection_folder),
                       "--output", str(output), "--shots", "3", "--fake-generators", "gen_b"]) == 0
     report = json.loads((output / "head_fit.json").read_text())
     assert (report["head"], report["shots"], report["real_count"], report["fake_count"]) == ("svm", 3, 3, 3)
     assert report["fake_generators"] == ["gen_b"]
     config = json.loads((output / "config.json").read_text())
     assert config["head"] == "svm" and 1 <= config["head_size"] <= 6 and config["svm_gamma"] > 0
+    weights = load_file(str(output / "model.safetensors"))
+    assert "head.bank" not in weights and weights["head.support_vectors"].shape[0] == config["head_size"]
+    for name, value in load_file(str(fiser_run / "final" / "model.safetensors")).items():
+        torch.testing.assert_close(weights[f"fiser.{name}"], value)
 
 
 def test_fewshot_refuses_a_head_that_needs_all_the_data(fiser_run, detection_folder, tmp_path, capsys):

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# FiSeR (offline configuration) on the external set + the local multi-generator set, with one generator left out of
+# training: the runs behind results/fiser/. CPU only; about an hour on 2 cores once the local set exists.
+# Usage: bash recipes/fiser_external_local.sh [RUNS_DIR]      (HELD_OUT=vae by default; SHARED=../shared/data)
+set -euo pipefail
+runs=${1:-runs}
+shared=${SHARED:-../shared/data}
+held_out=${HELD_OUT:-vae}
+results=${RESULTS:-results/fiser}
+export HF_HUB_OFFLINE=1
+# One intra-op thread per job: the two trainings run side by side on the 2 cores.
+export OMP_NUM_THREADS=1
+aigi="${AIGI:-aigi}"
+python="${PYTHON:-python}"
+data="$runs/fiser_data"
+mkdir -p "$results" "$data"
+
+timed() {  # timed STAGE command...: runs the command, then prints its wall time
+    local stage=$1 start=$SECONDS; shift
+    "$@"
+    echo "wall time of $stage: $((SECONDS - start)) s" | tee -a "$results/wall_times.txt"
+}
+
+# 1. Data. The local set (6 generators of distinct architectures, 64 px, trained on external's photos) takes about
+#    30 min to synthesise. Splits 0.7/0.1/0.2 stratified by generator, seed 0; external's is issue 2's split.
+[ -f data/local_generators/images/manifest.csv ] || \
+    timed synthesize "$python" datasets_scripts/synthesize_generators.py data/local_generators/images
+for name in external external2; do
+    [ -d "$runs/${name}_split" ] || "$python" datasets_scripts/split_external.py "$shared/$name" "$runs/${name}_split"
+done
+[ -d "$runs/local_generators_split" ] || \
+    "$python" datasets_scripts/split_external.py data/local_generators/images "$runs/local_generators_split"
+"$python" datasets_scripts/merge_sources.py "$data/train.csv" "$runs/external_split/train" \
+    "$runs/local_generators_split/train" --exclude-generators "$held_out"
+"$python" datasets_scripts/merge_sources.py "$data/test.csv" "$runs/external_split/test" \
+    "$runs/local_generators_split/test"
+
+# 2. The encoder: ResNet-10-T from scratch, hierarchical contrastive loss (T 0.07, coarse 1 / fine 1), FiSeR's
+#    augmentations on both classes after a symmetric JPEG/WebP re-encode (so the format says nothing), random 64-px
+#    crops instead of FiSeR's random resized crop (a from-scratch encoder loses the traces under resampling), and the
+#    coarse-only ablation (fine weight 0) with everything else identical. Both run at once, one thread each.
+encoder() {  # encoder RUN_NAME [extra flags]
+    local name=$1; shift
+    [ -f "$runs/$name/final/model.safetensors" ] && return
+    timed "$name" $aigi train --task fiser --train_data "$data/train.csv" --output_dir "$runs/$name" \
+        --backbone resnet10t --image_size 128 --patch_size 64 --per_device_batch_size 48 --max_steps 1200 \
+        --learning_rate 3e-4 --weight_decay 1e-4 --temperature 0.07 --augment_preset fiser \
+        --aug_symmetric_codec 1.0 --aug_random_resized_crop 0 --logging_steps 20 --checkpointing_steps 200 \
+        --num_workers 0 --seed 0 "$@"
+}
+encoder fiser_full &
+full=$!
+encoder fiser_coarse --fine_weight 0 &
+coarse=$!
+wait "$full"
+wait "$coarse"
+
+# 3. Heads on the frozen encoders, fitted on the training images under the normalized protocol (no augmentation):
+#    the kNN bank (k 25) and the class prototypes.
+for run in fiser_full fiser_coarse; do
+    for head in knn prototype; do
+        [ -d "$runs/${run}_$head" ] || timed "${run}_$head" $aigi fit-head --model "$runs/$run/final" \
+            --data "$data/train.csv" --head "$head" --protocol normalized --output "$runs/${run}_$head"
+    done
+done
+
+# 4. Evaluation: the held-aside test splits (external's SD/LDM + the six local generators, the held-out one
+#    included) under the normalized protocol, and external2 (GAN-heavy, never seen in training) under normalized_128.
+evaluate() {  # evaluate DETECTOR NAME DATA PROTOCOL
+    timed "eval_$2" $aigi evaluate --model "$1" --data "$3" --protocol "$4" --output "$results/$2"
+}
+for run in fiser_full fiser_coarse; do
+    for head in knn prototype; do
+        evaluate "$runs/${run}_$head" "${run}_${head}/test" "$data/test.csv" normalized
+        evaluate "$runs/${run}_$head" "${run}_${head}/external2" "$runs/external2_split/test" normalized_128
+    done
+done
+
+# 5. Few-shot adaptation (RBF SVM, C 1, gamma "scale", 10 real + 10 fake, 5 seeds) on the frozen encoders:
+#    (a) to the generator left out of training: support from the local train split (reals + held-out fakes), scored
+#        on the test split (its per-generator row); (b) to external2: support from its train split, scored on its test.
+for run in fiser_full fiser_coarse; do
+    for seed in 0 1 2 3 4; do
+        $aigi fewshot --model "$runs/$run/final" --data "$runs/local_generators_split/train" --shots 10 \
+            --fake-generators "$held_out" --protocol normalized --seed "$seed" --output "$runs/${run}_svm_${held_out}_$seed"
+        evaluate "$runs/${run}_svm_${held_out}_$seed" "${run}_svm10/${held_out}_seed$seed" "$data/test.csv" normalized
+        $aigi fewshot --model "$runs/$run/final" --data "$runs/external2_split/train" --shots 10 \
+            --protocol normalized_128 --seed "$seed" --output "$runs/${run}_svm_external2_$seed"
+        evaluate "$runs/${run}_svm_external2_$seed" "${run}_svm10/external2_seed$seed" \
+            "$runs/external2_split/test" normalized_128
+    done
+done
+
+# 6. Feature-space pictures (t-SNE of the test features, real vs each generator), and the summary tables.
+for run in fiser_full fiser_coarse; do
+    $aigi feature-map --model "$runs/${run}_prototype" --data "$data/test.csv" --protocol normalized \
+        --output "$results/${run}_tsne_test.png"
+done
+"$python" recipes/fiser_summary.py "$results" --held-out "$held_out"
