@@ -235,6 +235,26 @@ def test_logits_are_matching_scores_over_temperature_and_cached_noise_maps_skip_
     )
 
 
+def test_alternative_prompt_and_upsampling_choices():
+    pixel_values = torch.rand(2, 3, IMAGE_SIZE, IMAGE_SIZE) * 2 - 1
+    outputs = {}
+    alternatives = {"inversion_prompt": "fake", "reconstruction_prompt": "mean", "noise_map_upsampling": "bilinear"}
+    for choices in ({}, alternatives):
+        torch.manual_seed(0)
+        model = SynerDetectModel(tiny_synerdetect_config(**choices)).eval()
+        with torch.no_grad():
+            # "mean" needs no labels for the reconstruction; "label" (the default) does.
+            outputs[bool(choices)] = model(pixel_values, labels=None if choices else torch.tensor([0, 1]),
+                                           **reconstruction_inputs(2))
+    default, alternative = outputs[False], outputs[True]
+    assert not torch.allclose(default.noise_maps, alternative.noise_maps)  # inverted under another prompt
+    assert not torch.allclose(default.reconstruction_prediction, alternative.reconstruction_prediction)
+    assert torch.isfinite(alternative.noise_embeds).all()
+    label_prompt = SynerDetectModel(tiny_synerdetect_config()).eval()
+    with pytest.raises(ValueError, match="no labels"):
+        label_prompt(pixel_values, **reconstruction_inputs(2))
+
+
 def test_frozen_parts_before_and_after_loading(tmp_path):
     model = SynerDetectForImageClassification(tiny_synerdetect_config())
     trainable = {name for name, parameter in model.named_parameters() if parameter.requires_grad}

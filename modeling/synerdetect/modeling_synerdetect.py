@@ -323,10 +323,7 @@ class SynerDetectModel(SynerDetectPreTrainedModel):
         """z_n: E_d on the noise map, brought to 3 channels (1x1 conv) and to E_d's input size."""
         adapted = self.noise_map_adapter(noise_maps.to(self.noise_map_adapter.weight.dtype))
         side = self.config.noise_vision_config.image_size
-        upsampling = self.config.noise_map_upsampling
-        adapted = functional.interpolate(
-            adapted, size=(side, side), mode=upsampling, **({"align_corners": False} if upsampling != "nearest" else {})
-        )
+        adapted = functional.interpolate(adapted, size=(side, side), mode=self.config.noise_map_upsampling)
         return self.noise_encoder(pixel_values=adapted).image_embeds
 
     def predict_noise(
