@@ -8,7 +8,7 @@ import pytest
 import torch
 from accelerate import init_empty_weights
 from huggingface_hub.errors import StrictDataclassError
-from transformers import AutoModelForImageClassification, CLIPConfig, CLIPModel, pipeline
+from transformers import CLIPConfig, CLIPModel, pipeline
 
 from aigi.modeling.synerdetect import (
     BayarConstrainedConv2d,
@@ -211,7 +211,8 @@ def test_reconstruction_noises_latents_as_eq2():
     hook.remove()
     alpha = model.inverse_scheduler.alphas_cumprod[inputs["reconstruction_timesteps"]].view(-1, 1, 1, 1)
     latents = model.image_latents(pixel_values)
-    torch.testing.assert_close(seen["sample"], alpha.sqrt() * latents + (1 - alpha).sqrt() * inputs["reconstruction_noise"])
+    expected = alpha.sqrt() * latents + (1 - alpha).sqrt() * inputs["reconstruction_noise"]
+    torch.testing.assert_close(seen["sample"], expected)
 
 
 def test_logits_are_matching_scores_over_temperature_and_cached_noise_maps_skip_inversion():

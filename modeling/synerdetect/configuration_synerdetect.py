@@ -287,7 +287,8 @@ class SynerDetectConfig(PreTrainedConfig):
             raise ValueError(f"the vision and text towers must share one projection_dim, got {sorted(joint_dims)}")
         if len(self.class_token_ids) != 2 or len({len(ids) for ids in self.class_token_ids}) != 1:
             raise ValueError("class_token_ids needs two token-id lists ([Real], [Fake]) of the same length")
-        prompt_tokens = [self.prompt_start_token_id, self.prompt_end_token_id, *sum(self.class_token_ids, [])]
+        class_tokens = [token for ids in self.class_token_ids for token in ids]
+        prompt_tokens = [self.prompt_start_token_id, self.prompt_end_token_id, *class_tokens]
         if not all(0 <= token < self.text_config.vocab_size for token in prompt_tokens):
             raise ValueError(f"class_token_ids and the prompt start / end tokens must be ids of the text vocabulary "
                              f"(< {self.text_config.vocab_size})")

@@ -332,7 +332,8 @@ class SynerDetectModel(SynerDetectPreTrainedModel):
         """The frozen UNet's epsilon prediction for `sqrt(a_t) latents + sqrt(1 - a_t) noise` (Eq. 2)."""
         alphas_cumprod = self.inverse_scheduler.alphas_cumprod.to(latents.device)[timesteps].view(-1, 1, 1, 1)
         noisy = alphas_cumprod.sqrt() * latents + (1 - alphas_cumprod).sqrt() * noise.to(latents.dtype)
-        return self.unet(noisy.to(self.unet.dtype), timesteps, encoder_hidden_states=condition.to(self.unet.dtype)).sample
+        dtype = self.unet.dtype
+        return self.unet(noisy.to(dtype), timesteps, encoder_hidden_states=condition.to(dtype)).sample
 
     def forward(
         self,
@@ -372,7 +373,9 @@ class SynerDetectModel(SynerDetectPreTrainedModel):
         )
 
 
-def matching_scores(image_embeds: torch.Tensor, noise_embeds: torch.Tensor, prompt_embeds: torch.Tensor) -> torch.Tensor:
+def matching_scores(
+    image_embeds: torch.Tensor, noise_embeds: torch.Tensor, prompt_embeds: torch.Tensor
+) -> torch.Tensor:
     """Eq. 10 for both classes: `s_c = cos(z_v, z_t^c) + cos(z_n, z_t^c)`, `[batch, 2]`."""
     prompts = functional.normalize(prompt_embeds, dim=-1)
     visual = torch.einsum("bd,bcd->bc", functional.normalize(image_embeds, dim=-1), prompts)

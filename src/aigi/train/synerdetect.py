@@ -83,7 +83,9 @@ class InversionCache:
         return maps, len(keys) - len(misses)
 
 
-def synerdetect_from_components(clip_model: str, diffusion_model: str, **config_fields) -> SynerDetectForImageClassification:
+def synerdetect_from_components(
+    clip_model: str, diffusion_model: str, **config_fields
+) -> SynerDetectForImageClassification:
     """A SynerDetect detector whose CLIP towers, UNet and VAE are the given pretrained ones (LoRA and the new parts
     freshly initialised). Refuses a diffusion model that does not predict the noise (e.g. the 768-px SD 2.1)."""
     scheduler = DDIMScheduler.load_config(diffusion_model, subfolder="scheduler")
@@ -123,7 +125,9 @@ class SynerDetectTask:
 
     def __init__(self, args: TrainingArguments):
         self.args = args
-        self.cache = InversionCache(args.inversion_cache, args.inversion_cache_max_age) if args.inversion_cache else None
+        self.cache = None
+        if args.inversion_cache:
+            self.cache = InversionCache(args.inversion_cache, args.inversion_cache_max_age)
         if args.model:
             self.processor = AutoImageProcessor.from_pretrained(args.model)
         else:
