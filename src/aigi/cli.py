@@ -1,4 +1,4 @@
-"""The `aigi` command: detect, evaluate, train, fit-head, fewshot, feature-map, models."""
+"""The `aigi` command: detect, evaluate, train, fit-head, fewshot, feature-map, models, demo, export."""
 
 import argparse
 import csv
@@ -68,6 +68,29 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true")
 
     commands.add_parser("samples", help="Print the folder of the bundled sample images.")
+
+    demo = commands.add_parser("demo", help="Launch the Gradio demo on 127.0.0.1 (no share link, no analytics).")
+    demo.add_argument("--model", action="append", default=[],
+                      help="Detector to offer besides the bundled ones (name or directory); repeat for several.")
+    demo.add_argument("--port", type=int, default=None, help="Default: the first free port from 7860.")
+
+    export = commands.add_parser("export", help="Write a Hub-ready folder of a detector (loads without aigi).")
+    export.add_argument("model", help="Bundled name, local directory or Hub id.")
+    export.add_argument("output_dir", help="New or empty folder.")
+    export.add_argument("--metrics", default=None, help="metrics.json of `aigi evaluate`: results for the card.")
+    export.add_argument("--eval-dataset", default=None,
+                        help="Name of the data --metrics was measured on (required with --metrics).")
+    export.add_argument("--eval-dataset-id", default=None, help="Its Hub id or local name (default: --eval-dataset).")
+    export.add_argument("--eval-split", default="test")
+    export.add_argument("--eval-protocol", default="normalized", help="Protocol of the evaluation (default normalized).")
+    export.add_argument("--training-data", default=None,
+                        help="Card text on the training data (default: from the run's training_args.json).")
+    export.add_argument("--license", default="apache-2.0", help="Licence of the weights (default apache-2.0).")
+    export.add_argument("--data-license", default="See the dataset card of the training data.",
+                        help="Card text on the licences of the training and evaluation data.")
+    export.add_argument("--push", metavar="REPO", default=None, help="Then upload the folder to this Hub model repo.")
+    export.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the stored login).")
+    export.add_argument("--private", action="store_true", help="Create the repo as private.")
     commands.add_parser("train", help="Train a detector (same as `accelerate launch -m aigi.train`).", add_help=False)
     return parser
 
@@ -216,6 +239,44 @@ def run_samples(args) -> int:
     return 0
 
 
+def run_demo(args) -> int:
+    from .demo import launch_demo
+
+    try:
+        launch_demo(args.model, port=args.port)
+    except ValueError as error:
+        print(f"aigi demo: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run_export(args) -> int:
+    from .hub.cards import Evaluation
+    from .hub.export import export_model, push_folder
+
+    evaluation = None
+    if args.metrics:
+        if not args.eval_dataset:
+            print("aigi export: --metrics needs --eval-dataset (the data it was measured on)", file=sys.stderr)
+            return 2
+        evaluation = Evaluation(
+            metrics_file=args.metrics, dataset_name=args.eval_dataset,
+            dataset_id=args.eval_dataset_id or args.eval_dataset, split=args.eval_split, protocol=args.eval_protocol,
+        )
+    try:
+        folder = export_model(
+            args.model, args.output_dir, evaluation=evaluation, repo_id=args.push, training_data=args.training_data,
+            license=args.license, data_license=args.data_license,
+        )
+    except ValueError as error:
+        print(f"aigi export: {error}", file=sys.stderr)
+        return 2
+    print(f"exported to {folder}: " + ", ".join(sorted(path.name for path in folder.iterdir())))
+    if args.push:
+        print(f"uploaded: {push_folder(folder, args.push, token=args.token, private=args.private)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "train":
@@ -226,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     commands = {
         "detect": run_detect, "evaluate": run_evaluate, "fit-head": run_fit_head, "fewshot": run_fit_head,
-        "feature-map": run_feature_map, "models": run_models, "samples": run_samples,
+        "feature-map": run_feature_map, "models": run_models, "samples": run_samples, "demo": run_demo,
+        "export": run_export,
     }
     return commands[args.command](args)
 

@@ -1,0 +1,1 @@
+"""Sharing detectors: model cards with measured results, and Hub-ready export folders."""
