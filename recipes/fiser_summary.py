@@ -102,7 +102,7 @@ def plot_per_generator(per_generator: dict, generators: list[str], held_out: str
     axis.set_ylim(0, 1)
     axis.set_ylabel("AUROC")
     axis.set_title("FiSeR offline: per-generator test AUROC (normalized protocol)")
-    axis.legend(fontsize=8)
+    axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
