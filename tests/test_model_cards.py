@@ -54,7 +54,7 @@ def test_card_parses_back_with_the_eval_results(family, evaluation, tmp_path):
     assert all(result.dataset_type == "aigi/external" and result.dataset_split == "test"
                for result in results.values())
     text = loaded.text
-    assert f"# {family}-tiny" in text and 'model="org/{family}-tiny"'.format(family=family) in text
+    assert f"# {family}-tiny" in text and f'model="org/{family}-tiny"' in text
     assert "| pooled | 0.809 | 0.711 | 0.752 |" in text and "| sdxl | 0.600 |" in text
     assert "Trained on `train`." in text and "{{" not in text and "## Licence" in text
 

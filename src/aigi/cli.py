@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Name of the data --metrics was measured on (required with --metrics).")
     export.add_argument("--eval-dataset-id", default=None, help="Its Hub id or local name (default: --eval-dataset).")
     export.add_argument("--eval-split", default="test")
-    export.add_argument("--eval-protocol", default="normalized", help="Protocol of the evaluation (default normalized).")
+    export.add_argument("--eval-protocol", default="normalized", help="Its protocol (default normalized).")
     export.add_argument("--training-data", default=None,
                         help="Card text on the training data (default: from the run's training_args.json).")
     export.add_argument("--license", default="apache-2.0", help="Licence of the weights (default apache-2.0).")

@@ -16,11 +16,11 @@ from pathlib import Path
 # Read by gradio at import time (its version check and telemetry): the demo never phones home.
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
-import gradio as gr  # noqa: E402
-from PIL import Image  # noqa: E402
+import gradio as gr
+from PIL import Image
 
-from .image_io import IMAGE_EXTENSIONS, ImageLoadError, load_image  # noqa: E402
-from .registry import DEFAULT_DETECTOR, SAMPLES_DIR, bundled_checkpoints, resolve_model  # noqa: E402
+from .image_io import IMAGE_EXTENSIONS, ImageLoadError, load_image
+from .registry import DEFAULT_DETECTOR, SAMPLES_DIR, bundled_checkpoints, resolve_model
 
 MODELS_ENV = "AIGI_DEMO_MODELS"
 MAX_FILE_SIZE_MB = 20
@@ -163,7 +163,8 @@ def summarize(rows: list[list]) -> str:
         else:
             relation = ">=" if verdict == "fake" else "<"
             lines.append(
-                f"- **{name}**: **{verdict}** by {detector} (P(fake) = {p_fake:.4f} {relation} threshold {threshold:.2f})"
+                f"- **{name}**: **{verdict}** by {detector} "
+                f"(P(fake) = {p_fake:.4f} {relation} threshold {threshold:.2f})"
             )
     scored = [row for row in rows if not row[5]]
     fakes = sum(row[4] == "fake" for row in scored)
@@ -199,7 +200,8 @@ def build_demo(choices: dict[str, str]) -> gr.Blocks:
             gr.Gallery(value=signatures or None, visible=bool(signatures)),
         )
 
-    with gr.Blocks(title="aigi: real photo or AI-generated?", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+    title = "aigi: real photo or AI-generated?"
+    with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(
             "# Real photograph or AI-generated?\n"
             "Each detector gives P(fake), the probability that the image was generated, and its verdict at the "

@@ -76,9 +76,11 @@ def evaluation_table(evaluation: Evaluation) -> str:
     keys = list(METRICS)
     names = [METRICS[key][1].format(threshold=f"{metrics['threshold']:g}") for key in keys]
     lines = [
-        f"On **{evaluation.dataset_name}** (`{evaluation.dataset_id}`, split `{evaluation.split}`, protocol "
-        f"`{evaluation.protocol}`), measured with `aigi evaluate`. Per-generator rows use all real images plus that "
-        "generator's fakes.",
+        (
+            f"On **{evaluation.dataset_name}** (`{evaluation.dataset_id}`, split `{evaluation.split}`, protocol "
+            f"`{evaluation.protocol}`), measured with `aigi evaluate`. Per-generator rows use all real images plus "
+            "that generator's fakes."
+        ),
         "",
         "| | " + " | ".join(names) + " | real | fake |",
         "|---|" + "---:|" * (len(keys) + 2),

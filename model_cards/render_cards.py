@@ -1,0 +1,52 @@
+"""Render the cards in this folder from the family templates and the measured results in `results/`.
+
+Run from the repository root: `.venv/bin/python model_cards/render_cards.py`. Each card describes a checkpoint trained
+here (its weights are not in git; its recipe rebuilds them to the `runs/` folder the card names), with the threshold
+and crop of its saved config; SynerDetect, never trained here, gets its family card without results.
+"""
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+from aigi.hub.cards import Evaluation, render_model_card, training_data_from_run
+
+RESULTS = Path("results")
+EXTERNAL_DATA_LICENSE = (
+    "the external development set: real photos and LDM / Stable Diffusion outputs gathered from public sources, "
+    "each under its own licence (see `results/datasets/external_normalized/` and `src/aigi/samples/LICENSES.md`)."
+)
+EXTERNAL_TEST = dict(dataset_name="external test split (104 real, 45 fake)", dataset_id="aigi/external",
+                     split="test", protocol="normalized")
+CARDS = {
+    "rescalecl.md": dict(
+        config=SimpleNamespace(model_type="rescalecl", decision_threshold=0.5, image_size=256),
+        model_name="RescaleCL (Xception, fine-tuned on the external set)",
+        model_path="runs/rescalecl_finetune/final",
+        evaluation=Evaluation(RESULTS / "rescalecl/finetune/eval_external_test/metrics.json", **EXTERNAL_TEST),
+        training_data=training_data_from_run(RESULTS / "rescalecl/finetune/final"),
+    ),
+    "gensign.md": dict(
+        config=SimpleNamespace(**json.loads((RESULTS / "gensign/detector/final_config.json").read_text())),
+        model_name="GenSign (RGB + signature, self-augmentation 0.2, external set)",
+        model_path="runs/gensign_detector/final",
+        evaluation=Evaluation(RESULTS / "gensign/full_normalized/metrics.json", **EXTERNAL_TEST),
+        training_data=training_data_from_run(RESULTS / "gensign/detector/final"),
+    ),
+    "synerdetect.md": dict(
+        config=SimpleNamespace(model_type="synerdetect", decision_threshold=0.5, image_size=256),
+        model_name="SynerDetect (aigi reconstruction)",
+        model_path="runs/synerdetect_paper/final",
+        evaluation=None,
+        training_data="No SynerDetect checkpoint has been trained; see Training above for the recipe.",
+    ),
+}
+
+for file_name, card in CARDS.items():
+    rendered = render_model_card(
+        card["config"], model_name=card["model_name"], repo_id=card["model_path"], evaluation=card["evaluation"],
+        training_data=card["training_data"] or "Not recorded with this checkpoint.",
+        data_license=EXTERNAL_DATA_LICENSE if card["evaluation"] else "no data used yet.",
+    )
+    rendered.save(Path(__file__).parent / file_name)
+    print(f"wrote model_cards/{file_name}")

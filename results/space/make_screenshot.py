@@ -1,0 +1,50 @@
+"""Screenshot of the demo in headless Debian Chromium: two bundled samples and a broken file, one tiny random
+detector (so the verdicts mean nothing). Run once:
+
+    HF_HUB_OFFLINE=1 .venv/bin/python results/space/make_screenshot.py
+"""
+
+import tempfile
+from pathlib import Path
+
+from playwright.sync_api import expect, sync_playwright
+
+from aigi.demo import LAUNCH_OPTIONS, build_demo
+from aigi.modeling.rescalecl import RescaleCLConfig, RescaleCLForImageClassification, RescaleCLImageProcessor
+from aigi.registry import SAMPLES_DIR
+
+OUTPUT = Path(__file__).parent / "screenshot.png"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]
+
+with tempfile.TemporaryDirectory() as scratch:
+    detector_dir = Path(scratch) / "tiny-random-rescalecl"
+    RescaleCLForImageClassification(RescaleCLConfig(backbone="test_resnet", image_size=32)).eval().save_pretrained(
+        detector_dir
+    )
+    RescaleCLImageProcessor(crop_size={"height": 32, "width": 32}).save_pretrained(detector_dir)
+    broken = Path(scratch) / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(20))
+    demo = build_demo({"tiny-random-rescalecl": str(detector_dir)})
+    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **LAUNCH_OPTIONS)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch_persistent_context(
+                Path(scratch) / "profile", executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS,
+                viewport={"width": 1280, "height": 800},
+            )
+            page = browser.new_page()
+            page.goto(url)
+            uploads = [SAMPLES_DIR / "real" / "coffee.png", SAMPLES_DIR / "fake" / "sd2_base_tile0.png", broken]
+            page.locator("#uploads input[type=file]").set_input_files([str(path) for path in uploads])
+            expect(page.locator("#uploads a[href$='/broken.png']")).to_be_visible(timeout=30_000)
+            page.locator("#detect").click()
+            expect(page.locator("#summary")).to_contain_text("errors", timeout=60_000)
+            page.screenshot(path=str(OUTPUT), full_page=True)
+            print(page.locator("#summary").inner_text())
+            browser.close()
+    finally:
+        demo.close()
+print(f"screenshot: {OUTPUT}")
