@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from huggingface_hub.errors import StrictDataclassError
 from PIL import Image
-from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification
+from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification, pipeline
 from transformers.modeling_outputs import ImageClassifierOutput
+
+from aigi.pipeline import fake_probabilities, fake_score
 
 
 def random_image(width: int, height: int, seed: int = 0) -> Image.Image:
@@ -18,8 +25,37 @@ def random_image(width: int, height: int, seed: int = 0) -> Image.Image:
     return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
 
 
+def load_without_aigi(model_dir: Path, image_path: Path, home: Path) -> dict:
+    """What a Hub user without aigi gets: the checkpoint loaded with `trust_remote_code=True` in a fresh Python that
+    cannot import aigi, and the stock image-classification pipeline run on one image.
+
+    Returns `{"model", "module", "base", "output"}` (class names, the model's module, the pipeline output).
+    """
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        sys.modules["aigi"] = None  # this interpreter must not be able to import aigi
+        from transformers import AutoModel, AutoModelForImageClassification, pipeline
+        model = AutoModelForImageClassification.from_pretrained({str(model_dir)!r}, trust_remote_code=True)
+        base = AutoModel.from_pretrained({str(model_dir)!r}, trust_remote_code=True)
+        classifier = pipeline("image-classification", model={str(model_dir)!r}, trust_remote_code=True)
+        output = classifier({str(image_path)!r})
+        print(json.dumps({{"model": type(model).__name__, "module": type(model).__module__,
+                          "base": type(base).__name__, "output": output}}))
+        """
+    )
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    environment.update(HF_HUB_OFFLINE="1", HF_HOME=str(home / "hf_home"), OMP_NUM_THREADS="1")
+    completed = subprocess.run(
+        [sys.executable, "-c", script], cwd=home, env=environment, capture_output=True, text=True, timeout=300
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
 class DetectorModelTesterMixin:
-    """Subclasses set `config_class`, `model_class`, `base_model_class`, `processor_class` and `tiny_config()`."""
+    """Subclasses set `config_class`, `model_class`, `base_model_class`, `processor_class` and `tiny_config()`;
+    `trained_model()` gives the model in the state training leaves it (default: freshly initialised)."""
 
     config_class: type
     model_class: type
@@ -34,6 +70,9 @@ class DetectorModelTesterMixin:
     def pixel_values(self, batch_size: int = 2) -> torch.Tensor:
         images = [random_image(self.image_size + 8, self.image_size + 4, seed) for seed in range(batch_size)]
         return self.tiny_processor()(images=images, return_tensors="pt")["pixel_values"]
+
+    def trained_model(self):
+        return self.model_class(self.tiny_config()).eval()
 
     def test_config_labels_and_threshold(self):
         config = self.tiny_config()
@@ -67,7 +106,8 @@ class DetectorModelTesterMixin:
     def test_save_and_auto_load_round_trip(self, tmp_path):
         import aigi  # noqa: F401  (registration)
 
-        model = self.model_class(self.tiny_config()).eval()
+        torch.manual_seed(0)
+        model = self.trained_model()
         model.save_pretrained(tmp_path)
         self.tiny_processor().save_pretrained(tmp_path)
         pixel_values = self.pixel_values()
@@ -105,3 +145,20 @@ class DetectorModelTesterMixin:
         pixels = np.asarray(small).astype(np.float64)
         np.testing.assert_allclose(restored[:, 5 : 5 + side - 10], pixels, atol=1e-3)
         np.testing.assert_allclose(restored[:, 4], pixels[:, 1], atol=1e-3)  # mirrored, not zero-filled
+
+    def test_pipeline_round_trip(self, tmp_path):
+        import aigi  # noqa: F401  (registration)
+
+        torch.manual_seed(0)
+        model = self.trained_model()
+        model.save_pretrained(tmp_path)
+        self.tiny_processor().save_pretrained(tmp_path)
+        detector = pipeline("ai-image-detection", model=str(tmp_path))
+        assert type(detector.model) is self.model_class
+        image = random_image(self.image_size + 6, self.image_size + 2, seed=5)
+        output = detector(image)
+        assert sorted(entry["label"] for entry in output) == ["fake", "real"]
+        pixel_values = self.tiny_processor()(images=image, return_tensors="pt")["pixel_values"]
+        with torch.no_grad():
+            expected = float(fake_probabilities(model, pixel_values)[0])
+        assert fake_score(output) == pytest.approx(expected, abs=1e-5)

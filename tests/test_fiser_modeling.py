@@ -1,14 +1,9 @@
-import os
-import subprocess
-import sys
-import textwrap
-
 import numpy as np
 import pytest
 import torch
 from accelerate import init_empty_weights
 from huggingface_hub.errors import StrictDataclassError
-from transformers import DINOv3ViTConfig, DINOv3ViTModel, pipeline
+from transformers import DINOv3ViTConfig, DINOv3ViTModel
 
 from aigi.modeling.fiser import (
     FiSeRConfig,
@@ -20,7 +15,7 @@ from aigi.modeling.fiser import (
 from aigi.modeling.fiser.modeling_fiser import HEAD_CLASSES
 from aigi.pipeline import fake_probabilities, fake_score
 from aigi.train.heads import head_state
-from detector_tester import DetectorModelTesterMixin, random_image
+from detector_tester import DetectorModelTesterMixin, load_without_aigi, random_image
 
 IMAGE_SIZE = 32
 TINY_DINOV3 = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4,
@@ -58,22 +53,10 @@ class TestFiSeRDINOv3(DetectorModelTesterMixin):
     image_size = IMAGE_SIZE
 
     def tiny_config(self):
-        return tiny_dinov3_config(feature_layer=2)
+        return tiny_dinov3_config(feature_layer=2, head="knn", head_size=7)
 
-    def test_pipeline_round_trip(self, tmp_path):
-        import aigi  # noqa: F401  (registration)
-
-        model = with_fitted_head(self.model_class(tiny_dinov3_config(feature_layer=2, head="knn", head_size=7))).eval()
-        model.save_pretrained(tmp_path)
-        self.tiny_processor().save_pretrained(tmp_path)
-        detector = pipeline("ai-image-detection", model=str(tmp_path))
-        assert isinstance(detector.model, FiSeRForImageClassification) and detector.model.config.head == "knn"
-        image = random_image(IMAGE_SIZE + 6, IMAGE_SIZE + 2, seed=5)
-        pixel_values = self.tiny_processor()(images=image, return_tensors="pt")["pixel_values"]
-        with torch.no_grad():
-            expected = float(fake_probabilities(model, pixel_values)[0])
-        assert fake_score(detector(image)) == pytest.approx(expected, abs=1e-5)
-        assert expected != pytest.approx(0.5)  # the fitted bank was saved and loaded, not re-initialised
+    def trained_model(self):
+        return with_fitted_head(self.model_class(self.tiny_config())).eval()
 
 
 class TestFiSeRTimm(DetectorModelTesterMixin):
@@ -84,7 +67,10 @@ class TestFiSeRTimm(DetectorModelTesterMixin):
     image_size = IMAGE_SIZE
 
     def tiny_config(self):
-        return tiny_timm_config(head="logistic")
+        return tiny_timm_config(head="svm", head_size=5)
+
+    def trained_model(self):
+        return with_fitted_head(self.model_class(self.tiny_config())).eval()
 
 
 def test_feature_layer_is_the_raw_cls_of_that_block_and_none_the_final_normed_cls():
@@ -225,20 +211,8 @@ def test_remote_code_loads_without_aigi(tmp_path):
         images=image, return_tensors="pt")["pixel_values"]
     with torch.no_grad():
         expected = float(fake_probabilities(model, pixel_values)[0])
-    script = textwrap.dedent(
-        f"""
-        import sys
-        sys.modules["aigi"] = None  # this interpreter must not be able to import aigi
-        from transformers import pipeline
-        classifier = pipeline("image-classification", model={str(tmp_path)!r}, trust_remote_code=True)
-        scores = {{entry["label"]: entry["score"] for entry in classifier({str(image_path)!r})}}
-        print(type(classifier.model).__module__, scores["fake"])
-        """
-    )
-    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    environment.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"))
-    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                               cwd=tmp_path, env=environment)
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    module, fake = completed.stdout.split()[-2:]
-    assert module.startswith("transformers_modules.") and float(fake) == pytest.approx(expected, abs=1e-5)
+    result = load_without_aigi(tmp_path, image_path, tmp_path)
+    assert result["model"] == "FiSeRForImageClassification" and result["base"] == "FiSeRModel"
+    assert result["module"].startswith("transformers_modules.")
+    assert fake_score(result["output"]) == pytest.approx(expected, abs=1e-5)
+    assert expected != pytest.approx(0.5, abs=1e-3)  # the fitted head's tensors were saved and loaded

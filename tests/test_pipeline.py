@@ -1,15 +1,10 @@
-import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import pytest
 from transformers import pipeline
 
 import aigi  # noqa: F401  (registers the task)
 from aigi.pipeline import fake_score
-from detector_tester import random_image
+from detector_tester import load_without_aigi, random_image
 
 
 @pytest.fixture(scope="module")
@@ -91,32 +86,7 @@ def test_remote_code_loads_without_aigi(tiny_detector_dir, tmp_path):
     image_path = tmp_path / "probe.png"
     random_image(40, 40, seed=9).save(image_path)
     expected = fake_score(pipeline("ai-image-detection", model=str(tiny_detector_dir))(str(image_path)))
-    script = textwrap.dedent(
-        f"""
-        import json, sys
-        sys.modules["aigi"] = None  # this interpreter must not be able to import aigi
-        try:
-            import aigi
-        except ImportError:
-            pass
-        else:
-            raise SystemExit("aigi is importable")
-        from transformers import AutoModelForImageClassification, AutoModel, pipeline
-        model = AutoModelForImageClassification.from_pretrained({str(tiny_detector_dir)!r}, trust_remote_code=True)
-        base = AutoModel.from_pretrained({str(tiny_detector_dir)!r}, trust_remote_code=True)
-        classifier = pipeline("image-classification", model={str(tiny_detector_dir)!r}, trust_remote_code=True)
-        output = classifier({str(image_path)!r})
-        print(json.dumps({{"model": type(model).__name__, "module": type(model).__module__,
-                          "base": type(base).__name__, "output": output}}))
-        """
-    )
-    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    environment.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"))
-    completed = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    result = load_without_aigi(tiny_detector_dir, image_path, tmp_path)
     assert result["model"] == "RescaleCLForImageClassification"
     assert result["module"].startswith("transformers_modules.")
     assert result["base"] == "RescaleCLModel"

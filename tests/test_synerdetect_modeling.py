@@ -1,14 +1,10 @@
 import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
 from accelerate import init_empty_weights
 from huggingface_hub.errors import StrictDataclassError
-from transformers import CLIPConfig, CLIPModel, pipeline
+from transformers import CLIPConfig, CLIPModel
 
 from aigi.modeling.synerdetect import (
     BayarConstrainedConv2d,
@@ -19,7 +15,7 @@ from aigi.modeling.synerdetect import (
     matching_scores,
 )
 from aigi.pipeline import fake_probabilities, fake_score
-from detector_tester import DetectorModelTesterMixin, random_image
+from detector_tester import DetectorModelTesterMixin, load_without_aigi, random_image
 
 IMAGE_SIZE = 32
 TINY_VISION = dict(hidden_size=16, intermediate_size=24, num_hidden_layers=1, num_attention_heads=2, image_size=24,
@@ -86,22 +82,8 @@ class TestSynerDetect(DetectorModelTesterMixin):
     def tiny_config(self):
         return tiny_synerdetect_config()
 
-    def test_pipeline_round_trip(self, tmp_path):
-        import aigi  # noqa: F401  (registration)
-
-        torch.manual_seed(0)
-        model = with_trained_lora(self.model_class(self.tiny_config())).eval()
-        model.save_pretrained(tmp_path)
-        self.tiny_processor().save_pretrained(tmp_path)
-        detector = pipeline("ai-image-detection", model=str(tmp_path))
-        assert isinstance(detector.model, SynerDetectForImageClassification)
-        image = random_image(IMAGE_SIZE + 6, IMAGE_SIZE + 2, seed=5)
-        output = detector(image)
-        assert sorted(entry["label"] for entry in output) == ["fake", "real"]
-        pixel_values = self.tiny_processor()(images=image, return_tensors="pt")["pixel_values"]
-        with torch.no_grad():
-            expected = float(fake_probabilities(model, pixel_values)[0])
-        assert fake_score(output) == pytest.approx(expected, abs=1e-5)
+    def trained_model(self):
+        return with_trained_lora(self.model_class(self.tiny_config())).eval()
 
 
 def test_paper_configuration_parameter_counts():
@@ -323,26 +305,7 @@ def test_remote_code_loads_without_aigi(tmp_path):
         pixel_values = processor(images=random_image(IMAGE_SIZE + 4, IMAGE_SIZE + 4, seed=9), return_tensors="pt")
         expected = float(fake_probabilities(model, pixel_values["pixel_values"])[0])
     assert json.loads((model_dir / "config.json").read_text())["auto_map"]["AutoModel"].startswith("modeling_syner")
-    script = textwrap.dedent(
-        f"""
-        import json, sys
-        sys.modules["aigi"] = None  # this interpreter must not be able to import aigi
-        from transformers import AutoModel, AutoModelForImageClassification, pipeline
-        model = AutoModelForImageClassification.from_pretrained({str(model_dir)!r}, trust_remote_code=True)
-        base = AutoModel.from_pretrained({str(model_dir)!r}, trust_remote_code=True)
-        classifier = pipeline("image-classification", model={str(model_dir)!r}, trust_remote_code=True)
-        output = classifier({str(image_path)!r})
-        print(json.dumps({{"model": type(model).__name__, "module": type(model).__module__,
-                          "base": type(base).__name__, "output": output}}))
-        """
-    )
-    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    environment.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"), OMP_NUM_THREADS="1")
-    completed = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    result = load_without_aigi(model_dir, image_path, tmp_path)
     assert result["model"] == "SynerDetectForImageClassification" and result["base"] == "SynerDetectModel"
     assert result["module"].startswith("transformers_modules.")
     assert fake_score(result["output"]) == pytest.approx(expected, abs=1e-5)
