@@ -20,6 +20,7 @@ import gradio as gr
 from PIL import Image
 
 from .image_io import IMAGE_EXTENSIONS, ImageLoadError, load_image
+from .pipeline import fake_score
 from .registry import DEFAULT_DETECTOR, SAMPLES_DIR, bundled_checkpoints, resolve_model
 
 MODELS_ENV = "AIGI_DEMO_MODELS"
@@ -144,8 +145,9 @@ def detect(
             if isinstance(output, dict):
                 rows_by_image[index].append([item.name, detector, None, threshold, "error", output["error"]])
             else:  # the pipeline puts the verdict at the threshold first
-                p_fake = next(entry["score"] for entry in output if entry["label"] == "fake")
-                rows_by_image[index].append([item.name, detector, round(p_fake, 4), threshold, output[0]["label"], ""])
+                rows_by_image[index].append(
+                    [item.name, detector, round(fake_score(output), 4), threshold, output[0]["label"], ""]
+                )
         if has_signature_stream(pipe.model):
             from .modeling.gensign import gensign_signature
 
