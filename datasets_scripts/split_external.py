@@ -6,6 +6,10 @@ SRC is any layout `aigi.data.load_detection_records` reads (e.g. the external de
 OUT gets `{train,val,test}/real/*` and `{train,val,test}/fake/<generator>/*` (hard links,
 or copies across file systems), a `manifest.csv` per split, and `split.json` with the ids
 of each split. Fractions 0.7/0.1/0.2, stratified by (label, generator).
+
+`--reals-follow SPLIT.json`: real images cut from the photos of an earlier split (files named
+`<photo stem>_crop<k>.<ext>`, as synthesize_generators.py writes them) go to their photo's split,
+so no photo has crops on both sides of two splits used together; the fakes are split as usual.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -24,6 +29,7 @@ from aigi.data.splits import split_records
 
 TEST_FRACTION = 0.2
 VAL_FRACTION = 0.1
+CROP_SUFFIX = re.compile(r"_crop\d+$")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -33,6 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true",
                         help="replace OUT if it holds an earlier split (has split.json)")
+    parser.add_argument("--reals-follow", type=Path, default=None,
+                        help="split.json of the split of the photos the real crops were cut from")
     return parser.parse_args(argv)
 
 
@@ -66,6 +74,26 @@ def write_split(split_dir: Path, records: list[DetectionRecord]) -> None:
         writer.writerows(rows)
 
 
+def photo_stem(record: DetectionRecord) -> str:
+    """`<photo stem>` of a crop file `<photo stem>_crop<k>.<ext>` (the file's own stem otherwise)."""
+    stem = Path(record.image).stem
+    return CROP_SUFFIX.sub("", stem)
+
+
+def with_reals_following(splits: dict[str, list[DetectionRecord]],
+                         photo_ids: dict[str, list[str]]) -> dict[str, list[DetectionRecord]]:
+    """The same fakes per split; each real moved to the split of the photo it was cut from."""
+    split_of_photo = {Path(photo_id).stem: name for name, ids in photo_ids.items() for photo_id in ids}
+    reals = [record for split in splits.values() for record in split if record.label == 0]
+    unmatched = [record.id for record in reals if photo_stem(record) not in split_of_photo]
+    if unmatched:
+        raise SystemExit(f"{len(unmatched)} real images match no photo of the split, e.g. {unmatched[:3]}")
+    followed = {name: [record for record in split if record.label == 1] for name, split in splits.items()}
+    for record in sorted(reals, key=lambda record: record.id):
+        followed[split_of_photo[photo_stem(record)]].append(record)
+    return followed
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.out.exists() and any(args.out.iterdir()):
@@ -77,6 +105,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"{args.src} is not a folder of image files")
     splits = split_records(records, test_fraction=TEST_FRACTION, val_fraction=VAL_FRACTION,
                            seed=args.seed)
+    if args.reals_follow is not None:
+        splits = with_reals_following(splits, json.loads(args.reals_follow.read_text())["ids"])
     for split_name, split in splits.items():
         write_split(args.out / split_name, split)
     summary = {

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # FiSeR (offline configuration) on the external set + the local multi-generator set, with one generator left out of
 # training: the runs behind results/fiser/. CPU only; about an hour on 2 cores once the local set exists.
-# Usage: bash recipes/fiser_external_local.sh [RUNS_DIR]      (HELD_OUT=vae by default; SHARED=../shared/data)
+# Usage: bash recipes/fiser_external_local.sh [RUNS_DIR]      (HELD_OUT=conv_vae by default; SHARED=../shared/data)
 set -euo pipefail
 runs=${1:-runs}
 shared=${SHARED:-../shared/data}
-held_out=${HELD_OUT:-vae}
+held_out=${HELD_OUT:-conv_vae}
 results=${RESULTS:-results/fiser}
 export HF_HUB_OFFLINE=1
 # One intra-op thread per job: the two trainings run side by side on the 2 cores.
@@ -28,8 +28,10 @@ timed() {  # timed STAGE command...: runs the command, then prints its wall time
 for name in external external2; do
     [ -d "$runs/${name}_split" ] || "$python" datasets_scripts/split_external.py "$shared/$name" "$runs/${name}_split"
 done
-[ -d "$runs/local_generators_split" ] || \
-    "$python" datasets_scripts/split_external.py data/local_generators/images "$runs/local_generators_split"
+# The local real crops were cut from external's photos: each follows its photo's split, so no photo is seen in
+# training and again at test.
+[ -d "$runs/local_generators_split" ] || "$python" datasets_scripts/split_external.py data/local_generators/images \
+    "$runs/local_generators_split" --reals-follow "$runs/external_split/split.json"
 "$python" datasets_scripts/merge_sources.py "$data/train.csv" "$runs/external_split/train" \
     "$runs/local_generators_split/train" --exclude-generators "$held_out"
 "$python" datasets_scripts/merge_sources.py "$data/test.csv" "$runs/external_split/test" \
