@@ -276,6 +276,36 @@ def test_split_external_end_to_end(tmp_path: Path) -> None:
     assert Counter(r.label for r in load_detection_records(out / "val")) == {0: 1, 1: 1}
 
 
+def test_split_external_real_crops_follow_their_photos_split(tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    for index in range(10):
+        write_image(photos / "real" / f"r{index}.jpg", index)
+        write_image(photos / "fake" / "gan" / f"g{index}.png", 20 + index)
+    split_external = load_script("split_external")
+    split_external.main([str(photos), str(tmp_path / "photo_split")])
+    photo_ids = json.loads((tmp_path / "photo_split" / "split.json").read_text())["ids"]
+    crops = tmp_path / "crops"
+    for index in range(10):
+        for crop in range(2):
+            write_image(crops / "real" / f"r{index}_crop{crop}.png", 40 + 2 * index + crop)
+        write_image(crops / "fake" / "vae" / f"v{index}.png", 80 + index)
+    split_external.main([str(crops), str(tmp_path / "crop_split"), "--reals-follow",
+                         str(tmp_path / "photo_split" / "split.json")])
+    crop_ids = json.loads((tmp_path / "crop_split" / "split.json").read_text())["ids"]
+    for name in ("train", "val", "test"):
+        photo_stems = {Path(i).stem for i in photo_ids[name] if i.startswith("real/")}
+        crop_stems = {Path(i).stem.rsplit("_crop", 1)[0] for i in crop_ids[name] if i.startswith("real/")}
+        assert crop_stems == photo_stems
+        assert sum(i.startswith("real/") for i in crop_ids[name]) == 2 * len(photo_stems)
+    assert sum(i.startswith("fake/") for i in crop_ids["test"]) == 2  # fakes keep the stratified split
+    orphan = tmp_path / "orphan"
+    write_image(orphan / "real" / "unknown_crop0.png", 99)
+    write_image(orphan / "fake" / "vae" / "v.png", 98)
+    with pytest.raises(SystemExit, match="match no photo"):
+        split_external.main([str(orphan), str(tmp_path / "orphan_split"), "--reals-follow",
+                             str(tmp_path / "photo_split" / "split.json")])
+
+
 def test_report_bias_script_reads_headers_and_flags_bias(tmp_path: Path, capsys) -> None:
     report_bias = load_script("report_bias")
     assert report_bias.main([str(biased_tree(tmp_path / "biased"))]) == 1
