@@ -33,6 +33,17 @@ CARDS = {
         evaluation=Evaluation(RESULTS / "gensign/full_normalized/metrics.json", **EXTERNAL_TEST),
         training_data=training_data_from_run(RESULTS / "gensign/detector/final"),
     ),
+    "fiser.md": dict(
+        config=SimpleNamespace(**json.loads((RESULTS / "fiser/fiser_full_knn/final_config.json").read_text())),
+        model_name="FiSeR (ResNet-10-T, coarse + fine, kNN head; external + local generators, conv_vae held out)",
+        model_path="runs/fiser_full_knn",
+        evaluation=Evaluation(
+            RESULTS / "fiser/fiser_full_knn/local/metrics.json",
+            dataset_name="local generators test split (208 real crops, 6 x 50 fakes; conv_vae never trained on)",
+            dataset_id="aigi/local_generators", split="test", protocol="normalized",
+        ),
+        training_data=training_data_from_run(RESULTS / "fiser/fiser_full"),
+    ),
     "synerdetect.md": dict(
         config=SimpleNamespace(model_type="synerdetect", decision_threshold=0.5, image_size=256),
         model_name="SynerDetect (aigi reconstruction)",

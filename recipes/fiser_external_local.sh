@@ -34,8 +34,6 @@ done
     "$runs/local_generators_split" --reals-follow "$runs/external_split/split.json"
 "$python" datasets_scripts/merge_sources.py "$data/train.csv" "$runs/external_split/train" \
     "$runs/local_generators_split/train" --exclude-generators "$held_out"
-"$python" datasets_scripts/merge_sources.py "$data/test.csv" "$runs/external_split/test" \
-    "$runs/local_generators_split/test"
 
 # 2. The encoder: ResNet-10-T from scratch, hierarchical contrastive loss (T 0.07, coarse 1 / fine 1), FiSeR's
 #    augmentations on both classes after a symmetric JPEG/WebP re-encode (so the format says nothing), random 64-px
@@ -66,28 +64,38 @@ for run in fiser_full fiser_coarse; do
     done
 done
 
-# 4. Evaluation: the held-aside test splits (external's SD/LDM + the six local generators, the held-out one
-#    included) under the normalized protocol, and external2 (GAN-heavy, never seen in training) under normalized_128.
+# 4. Evaluation on the held-aside test splits, each scored on its own so that real and fake share size and format:
+#    external's (SD/LDM fakes vs photos) and the local set's (the six local generators, the held-out one included,
+#    vs real crops cut like them: all 64-px PNG), both under the normalized protocol; and external2 (GAN-heavy, other
+#    photos, never seen in training) under normalized_128.
 evaluate() {  # evaluate DETECTOR NAME DATA PROTOCOL
+    [ -f "$results/$2/metrics.json" ] && return
     timed "eval_$2" $aigi evaluate --model "$1" --data "$3" --protocol "$4" --output "$results/$2"
 }
 for run in fiser_full fiser_coarse; do
     for head in knn prototype; do
-        evaluate "$runs/${run}_$head" "${run}_${head}/test" "$data/test.csv" normalized
+        evaluate "$runs/${run}_$head" "${run}_${head}/external" "$runs/external_split/test" normalized
+        evaluate "$runs/${run}_$head" "${run}_${head}/local" "$runs/local_generators_split/test" normalized
         evaluate "$runs/${run}_$head" "${run}_${head}/external2" "$runs/external2_split/test" normalized_128
     done
 done
 
 # 5. Few-shot adaptation (RBF SVM, C 1, gamma "scale", 10 real + 10 fake, 5 seeds) on the frozen encoders:
 #    (a) to the generator left out of training: support from the local train split (reals + held-out fakes), scored
-#        on the test split (its per-generator row); (b) to external2: support from its train split, scored on its test.
+#        on the local test split (its per-generator row); (b) to external2: support from its train split, scored on
+#        its test split.
+fewshot() {  # fewshot ENCODER_RUN DATA OUTPUT [flags]
+    local run=$1 source=$2 output=$3; shift 3
+    [ -d "$output" ] || $aigi fewshot --model "$runs/$run/final" --data "$source" --shots 10 --output "$output" "$@"
+}
 for run in fiser_full fiser_coarse; do
     for seed in 0 1 2 3 4; do
-        $aigi fewshot --model "$runs/$run/final" --data "$runs/local_generators_split/train" --shots 10 \
-            --fake-generators "$held_out" --protocol normalized --seed "$seed" --output "$runs/${run}_svm_${held_out}_$seed"
-        evaluate "$runs/${run}_svm_${held_out}_$seed" "${run}_svm10/${held_out}_seed$seed" "$data/test.csv" normalized
-        $aigi fewshot --model "$runs/$run/final" --data "$runs/external2_split/train" --shots 10 \
-            --protocol normalized_128 --seed "$seed" --output "$runs/${run}_svm_external2_$seed"
+        fewshot "$run" "$runs/local_generators_split/train" "$runs/${run}_svm_${held_out}_$seed" \
+            --fake-generators "$held_out" --protocol normalized --seed "$seed"
+        evaluate "$runs/${run}_svm_${held_out}_$seed" "${run}_svm10/${held_out}_seed$seed" \
+            "$runs/local_generators_split/test" normalized
+        fewshot "$run" "$runs/external2_split/train" "$runs/${run}_svm_external2_$seed" \
+            --protocol normalized_128 --seed "$seed"
         evaluate "$runs/${run}_svm_external2_$seed" "${run}_svm10/external2_seed$seed" \
             "$runs/external2_split/test" normalized_128
     done
@@ -95,7 +103,7 @@ done
 
 # 6. Feature-space pictures (t-SNE of the test features, real vs each generator), and the summary tables.
 for run in fiser_full fiser_coarse; do
-    $aigi feature-map --model "$runs/${run}_prototype" --data "$data/test.csv" --protocol normalized \
-        --output "$results/${run}_tsne_test.png"
+    $aigi feature-map --model "$runs/${run}_prototype" --data "$runs/local_generators_split/test" \
+        --protocol normalized --output "$results/${run}_tsne_local_test.png"
 done
 "$python" recipes/fiser_summary.py "$results" --held-out "$held_out"

@@ -29,26 +29,24 @@ def main() -> None:
     args = parser.parse_args()
     held_out, summary, lines = args.held_out, {}, []
 
-    lines += ["## Heads on the frozen encoders (normalized protocol)", "",
-              f"| encoder | head | test AUROC | test AP | test acc | {held_out} AUROC (unseen) | external2 AUROC | "
-              "external2 AP |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines += ["## Heads on the frozen encoders (AUROC / AP; external and local: normalized, external2: normalized_128)",
+              "", f"| encoder | head | external test | local test | {held_out} (held out) | external2 test |",
+              "|---|---|---:|---:|---:|---:|"]
     for run, run_name in RUNS.items():
         for head in HEADS:
-            test = load(args.results / f"{run}_{head}" / "test" / "metrics.json")
-            external2 = load(args.results / f"{run}_{head}" / "external2" / "metrics.json")
-            row = {
-                "test": test["pooled"], "held_out": test["per_generator"][held_out], "external2": external2["pooled"],
-            }
+            reports = {name: load(args.results / f"{run}_{head}" / name / "metrics.json")
+                       for name in ("external", "local", "external2")}
+            row = {name: report["pooled"] for name, report in reports.items()}
+            row["held_out"] = reports["local"]["per_generator"][held_out]
             summary[f"{run}_{head}"] = row
-            lines.append(
-                f"| {run_name} | {head} | {row['test']['auroc']:.3f} | {row['test']['ap']:.3f} | "
-                f"{row['test']['acc']:.3f} | {row['held_out']['auroc']:.3f} | {row['external2']['auroc']:.3f} | "
-                f"{row['external2']['ap']:.3f} |"
-            )
+            cells = [f"{row[name]['auroc']:.3f} / {row[name]['ap']:.3f}"
+                     for name in ("external", "local", "held_out", "external2")]
+            lines.append(f"| {run_name} | {head} | " + " | ".join(cells) + " |")
 
     lines += ["", f"## 10-shot RBF SVM on the frozen encoders (mean ± std over seeds {list(SEEDS)})", "",
-              f"| encoder | {held_out} AUROC, 0-shot kNN | {held_out} AUROC, 10-shot SVM | external2 AUROC, 0-shot kNN | "
-              "external2 AUROC, 10-shot SVM | external2 AP, 10-shot SVM |", "|---|---:|---:|---:|---:|---:|"]
+              f"| encoder | {held_out} AUROC, 0-shot kNN | {held_out} AUROC, 10-shot SVM | "
+              "external2 AUROC, 0-shot kNN | external2 AUROC, 10-shot SVM | external2 AP, 10-shot SVM |",
+              "|---|---:|---:|---:|---:|---:|"]
     for run, run_name in RUNS.items():
         held_out_aurocs = [load(args.results / f"{run}_svm10" / f"{held_out}_seed{seed}" / "metrics.json")
                            ["per_generator"][held_out]["auroc"] for seed in SEEDS]
@@ -66,15 +64,19 @@ def main() -> None:
         )
 
     per_generator = {
-        f"{run}_{head}": load(args.results / f"{run}_{head}" / "test" / "metrics.json")["per_generator"]
+        f"{run}_{head}": {
+            **load(args.results / f"{run}_{head}" / "local" / "metrics.json")["per_generator"],
+            **load(args.results / f"{run}_{head}" / "external" / "metrics.json")["per_generator"],
+        }
         for run in RUNS for head in HEADS
     }
     summary["per_generator_test_auroc"] = {
-        name: {generator: metrics["auroc"] for generator, metrics in rows.items()} for name, rows in per_generator.items()
+        name: {generator: metrics["auroc"] for generator, metrics in rows.items()}
+        for name, rows in per_generator.items()
     }
     generators = sorted(next(iter(per_generator.values())))
-    lines += ["", "## Per-generator test AUROC (all test reals + that generator's fakes)", "",
-              "| detector | " + " | ".join(generators) + " |", "|---|" + "---:|" * len(generators)]
+    lines += ["", "## Per-generator test AUROC (each row: the reals of the same test split + that generator's fakes)",
+              "", "| detector | " + " | ".join(generators) + " |", "|---|" + "---:|" * len(generators)]
     for name, rows in per_generator.items():
         lines.append(f"| {name} | " + " | ".join(f"{rows[g]['auroc']:.3f}" for g in generators) + " |")
     (args.results / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
