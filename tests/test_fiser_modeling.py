@@ -45,32 +45,27 @@ def with_fitted_head(model: FiSeRForImageClassification, seed: int = 0) -> FiSeR
     return model
 
 
-class TestFiSeRDINOv3(DetectorModelTesterMixin):
+class FiSeRTester(DetectorModelTesterMixin):
+    """The shared checks on a fitted FiSeR detector; subclasses choose the encoder and the head."""
+
     config_class = FiSeRConfig
     model_class = FiSeRForImageClassification
     base_model_class = FiSeRModel
     processor_class = FiSeRImageProcessor
     image_size = IMAGE_SIZE
 
+    def trained_model(self):
+        return with_fitted_head(self.model_class(self.tiny_config())).eval()
+
+
+class TestFiSeRDINOv3KNN(FiSeRTester):
     def tiny_config(self):
         return tiny_dinov3_config(feature_layer=2, head="knn", head_size=7)
 
-    def trained_model(self):
-        return with_fitted_head(self.model_class(self.tiny_config())).eval()
 
-
-class TestFiSeRTimm(DetectorModelTesterMixin):
-    config_class = FiSeRConfig
-    model_class = FiSeRForImageClassification
-    base_model_class = FiSeRModel
-    processor_class = FiSeRImageProcessor
-    image_size = IMAGE_SIZE
-
+class TestFiSeRTimmSVM(FiSeRTester):
     def tiny_config(self):
         return tiny_timm_config(head="svm", head_size=5)
-
-    def trained_model(self):
-        return with_fitted_head(self.model_class(self.tiny_config())).eval()
 
 
 def test_feature_layer_is_the_raw_cls_of_that_block_and_none_the_final_normed_cls():
