@@ -48,16 +48,24 @@ encoder() {  # encoder RUN_NAME [extra flags]
         --aug_symmetric_codec 1.0 --aug_random_resized_crop 0 --logging_steps 20 --checkpointing_steps 200 \
         --num_workers 0 --seed 0 "$@"
 }
-encoder fiser_full &
-full=$!
-encoder fiser_coarse --fine_weight 0 &
-coarse=$!
-wait "$full"
-wait "$coarse"
+encoder_pair() {  # encoder_pair SUFFIX [flags]: the full model and its coarse-only ablation, side by side
+    local suffix=$1; shift
+    encoder "fiser_full$suffix" "$@" &
+    local full=$!
+    encoder "fiser_coarse$suffix" --fine_weight 0 "$@" &
+    local coarse=$!
+    wait "$full"
+    wait "$coarse"
+}
+encoder_pair ""
+# The same pair again with training seed 1 (initialisation, batch order, augmentation), to see how much of a
+# difference between the two is the seed.
+encoder_pair _seed1 --seed 1
+encoders="fiser_full fiser_coarse fiser_full_seed1 fiser_coarse_seed1"
 
 # 3. Heads on the frozen encoders, fitted on the training images under the normalized protocol (no augmentation):
 #    the kNN bank (k 25) and the class prototypes.
-for run in fiser_full fiser_coarse; do
+for run in $encoders; do
     for head in knn prototype; do
         [ -d "$runs/${run}_$head" ] || timed "${run}_$head" $aigi fit-head --model "$runs/$run/final" \
             --data "$data/train.csv" --head "$head" --protocol normalized --output "$runs/${run}_$head"
@@ -72,7 +80,7 @@ evaluate() {  # evaluate DETECTOR NAME DATA PROTOCOL
     [ -f "$results/$2/metrics.json" ] && return
     timed "eval_$2" $aigi evaluate --model "$1" --data "$3" --protocol "$4" --output "$results/$2"
 }
-for run in fiser_full fiser_coarse; do
+for run in $encoders; do
     for head in knn prototype; do
         evaluate "$runs/${run}_$head" "${run}_${head}/external" "$runs/external_split/test" normalized
         evaluate "$runs/${run}_$head" "${run}_${head}/local" "$runs/local_generators_split/test" normalized

@@ -10,6 +10,8 @@ import statistics
 from pathlib import Path
 
 RUNS = {"fiser_full": "FiSeR (coarse + fine)", "fiser_coarse": "coarse only"}
+SEED_REPEATS = {"fiser_full_seed1": "FiSeR (coarse + fine), training seed 1",
+                "fiser_coarse_seed1": "coarse only, training seed 1"}
 HEADS = ("knn", "prototype")
 SEEDS = range(5)
 
@@ -32,7 +34,7 @@ def main() -> None:
     lines += ["## Heads on the frozen encoders (AUROC / AP; external and local: normalized, external2: normalized_128)",
               "", f"| encoder | head | external test | local test | {held_out} (held out) | external2 test |",
               "|---|---|---:|---:|---:|---:|"]
-    for run, run_name in RUNS.items():
+    for run, run_name in {**RUNS, **SEED_REPEATS}.items():
         for head in HEADS:
             reports = {name: load(args.results / f"{run}_{head}" / name / "metrics.json")
                        for name in ("external", "local", "external2")}
