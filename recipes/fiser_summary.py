@@ -34,7 +34,8 @@ def main() -> None:
     lines += ["## Heads on the frozen encoders (AUROC / AP; external and local: normalized, external2: normalized_128)",
               "", f"| encoder | head | external test | local test | {held_out} (held out) | external2 test |",
               "|---|---|---:|---:|---:|---:|"]
-    for run, run_name in {**RUNS, **SEED_REPEATS}.items():
+    repeats = {run: name for run, name in SEED_REPEATS.items() if (args.results / f"{run}_knn").is_dir()}
+    for run, run_name in {**RUNS, **repeats}.items():
         for head in HEADS:
             reports = {name: load(args.results / f"{run}_{head}" / name / "metrics.json")
                        for name in ("external", "local", "external2")}
