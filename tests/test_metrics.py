@@ -9,6 +9,7 @@ from aigi.evaluation.metrics import (
     METRIC_KEYS,
     binary_metrics,
     equal_error_rate,
+    expected_calibration_error,
     generator_masks,
     grouped_metrics,
     threshold_at_fpr,
@@ -227,3 +228,25 @@ def test_generator_masks_ignore_real_rows_names() -> None:
 def test_grouped_metrics_rejects_bad_generators(generators: list) -> None:
     with pytest.raises(ValueError, match="generator"):
         grouped_metrics([0, 0, 1], [0.1, 0.2, 0.9], generators)
+
+
+def test_ece_of_perfectly_calibrated_bins_is_zero() -> None:
+    # 10 images at 0.2 (2 fake) and 10 at 0.8 (8 fake): each bin's fake fraction equals its mean score.
+    labels = [1, 1] + [0] * 8 + [1] * 8 + [0, 0]
+    scores = [0.2] * 10 + [0.8] * 10
+    assert expected_calibration_error(labels, scores) == pytest.approx(0.0)
+
+
+def test_ece_weights_each_bin_gap_by_its_share() -> None:
+    # Bin of 0.9 holds 3 reals + 1 fake (gap 0.65), bin of 0.1 holds 4 reals (gap 0.1): (4*0.65 + 4*0.1) / 8.
+    labels = [0, 0, 0, 1, 0, 0, 0, 0]
+    scores = [0.9] * 4 + [0.1] * 4
+    assert expected_calibration_error(labels, scores) == pytest.approx((4 * 0.65 + 4 * 0.1) / 8)
+    assert binary_metrics(labels, scores)["ece"] == pytest.approx((4 * 0.65 + 4 * 0.1) / 8)
+
+
+def test_ece_puts_a_score_of_one_in_the_last_bin_and_refuses_non_probabilities() -> None:
+    assert expected_calibration_error([1, 1], [1.0, 1.0]) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="probabilities"):
+        expected_calibration_error([0, 1], [-0.5, 2.0])
+    assert binary_metrics([0, 1], [-0.5, 2.0])["ece"] is None

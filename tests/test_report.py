@@ -102,14 +102,15 @@ def test_format_markdown_table() -> None:
         "fake_acc": 0.25,
         "tpr_at_5fpr": 0.1234,
         "eer": 0.0,
+        "ece": 0.04321,
         "n": 12,
         "n_real": 0,
         "n_fake": 12,
     }
     table = format_markdown_table({"pooled": metrics, "per_generator": {"a|b": metrics}})
     assert table == (
-        "| generator | n | AUROC | AP | Acc | real-acc | fake-acc | TPR@5%FPR | EER |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
-        "| a\\|b | 12 | 0.988 | 1.000 | 0.500 | – | 0.250 | 0.123 | 0.000 |\n"
-        "| pooled | 12 | 0.988 | 1.000 | 0.500 | – | 0.250 | 0.123 | 0.000 |"
+        "| generator | n | AUROC | AP | Acc | real-acc | fake-acc | TPR@5%FPR | EER | ECE |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        "| a\\|b | 12 | 0.988 | 1.000 | 0.500 | – | 0.250 | 0.123 | 0.000 | 0.043 |\n"
+        "| pooled | 12 | 0.988 | 1.000 | 0.500 | – | 0.250 | 0.123 | 0.000 | 0.043 |"
     )

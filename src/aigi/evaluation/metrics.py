@@ -15,7 +15,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
-METRIC_KEYS = ("auroc", "ap", "acc", "real_acc", "fake_acc", "tpr_at_5fpr", "eer", "n")
+METRIC_KEYS = ("auroc", "ap", "acc", "real_acc", "fake_acc", "tpr_at_5fpr", "eer", "ece", "n")
+ECE_BINS = 15
 REAL_GENERATOR = "real"
 
 MetricDict = dict[str, float | int | None]
@@ -106,11 +107,32 @@ def equal_error_rate(labels: ArrayLike, scores: ArrayLike) -> float | None:
     return _equal_error_rate(label_array, score_array)
 
 
+def expected_calibration_error(labels: ArrayLike, scores: ArrayLike, bins: int = ECE_BINS) -> float | None:
+    """Expected calibration error of P(fake): the mean over ``bins`` equal-width bins of [0, 1] of
+    |fraction of fakes - mean score| in the bin, weighted by the bin's share of images (a score of
+    exactly 1 falls in the last bin). None on empty input."""
+    if bins < 1:
+        raise ValueError(f"bins must be >= 1, got {bins}")
+    label_array, score_array = _validated(labels, scores)
+    if label_array.size == 0:
+        return None
+    if ((score_array < 0) | (score_array > 1)).any():
+        raise ValueError("calibration needs scores that are probabilities in [0, 1]")
+    bin_index = np.minimum((score_array * bins).astype(np.int64), bins - 1)
+    counts = np.bincount(bin_index, minlength=bins)
+    fake_fraction = np.bincount(bin_index, weights=label_array, minlength=bins)
+    mean_score = np.bincount(bin_index, weights=score_array, minlength=bins)
+    occupied = counts > 0
+    gaps = np.abs(fake_fraction[occupied] - mean_score[occupied])  # both still sums over the bin
+    return float(gaps.sum() / label_array.size)
+
+
 def binary_metrics(labels: ArrayLike, scores: ArrayLike, threshold: float = 0.5) -> MetricDict:
     """All of ``METRIC_KEYS`` plus ``n_real`` and ``n_fake`` for one evaluation set.
 
     ``acc``, ``real_acc`` and ``fake_acc`` use ``score >= threshold -> fake``; ``tpr_at_5fpr``
-    is the strict variant (see ``tpr_at_fpr``). Ranking metrics are None unless both classes
+    is the strict variant (see ``tpr_at_fpr``); ``ece`` is ``expected_calibration_error`` (only for scores in
+    [0, 1], else None). Ranking metrics are None unless both classes
     are present, a per-class accuracy is None when that class is absent, ``acc`` is None
     on empty input.
     """
@@ -132,6 +154,10 @@ def binary_metrics(labels: ArrayLike, scores: ArrayLike, threshold: float = 0.5)
             _tpr_at_fpr(label_array, score_array, 0.05, strict=True) if both_classes else None
         ),
         "eer": _equal_error_rate(label_array, score_array) if both_classes else None,
+        "ece": (
+            expected_calibration_error(label_array, score_array)
+            if label_array.size and ((score_array >= 0) & (score_array <= 1)).all() else None
+        ),
         "n": int(label_array.size),
         "n_real": n_real,
         "n_fake": n_fake,

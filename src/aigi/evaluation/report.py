@@ -31,6 +31,7 @@ _TABLE_COLUMNS = (
     ("fake-acc", "fake_acc"),
     ("TPR@5%FPR", "tpr_at_5fpr"),
     ("EER", "eer"),
+    ("ECE", "ece"),
 )
 _MISSING = "–"
 
