@@ -10,6 +10,7 @@ from aigi.dair import DAIR, DAIRConfig
 from aigi.modeling.gensign import GenSignForImageClassification
 from aigi.train import parse_training_arguments, train
 from aigi.train.gensign import SignatureExtractorCheckpoint
+from aigi.train.fiser import PSEUDO_FAKE_GENERATOR, FiSeRContrastiveTask
 from aigi.train.tasks import ClassificationTask
 from test_training import final_weights, tiny_arguments
 
@@ -141,7 +142,38 @@ def test_self_augmentation_flips_labels_at_the_rate_and_is_deterministic(detecti
         torch.testing.assert_close(repeat["pixel_values"], item["pixel_values"], rtol=0, atol=0)
 
 
+def test_zero_fake_classify_trains_on_real_photos_with_pseudo_fakes_only(detection_folder, tiny_dair_dir, tmp_path):
+    arguments = tiny_arguments(
+        "classify", detection_folder, tmp_path, real_only="true", self_augmentation_dair=tiny_dair_dir, p_aug=0.5,
+        max_steps=2,
+    )
+    dataset = ClassificationTask(parse_training_arguments(arguments)).build_dataset()
+    assert dataset.records and all(record.label == 0 for record in dataset.records)
+    labels = [dataset[index]["labels"] for index in range(len(dataset))]
+    assert 0 < sum(labels) < len(labels)  # every fake is a DAIR reconstruction of a real photo
+    final_dir = train(parse_training_arguments(arguments))
+    assert json.loads((tmp_path / "training_args.json").read_text())["real_only"] is True
+    assert AutoModelForImageClassification.from_pretrained(final_dir).config.label2id == {"real": 0, "fake": 1}
+
+
+def test_zero_fake_fiser_gives_pseudo_fakes_a_generator_identity_of_their_own(detection_folder, tiny_dair_dir):
+    arguments = tiny_arguments(
+        "fiser", detection_folder, "unused", real_only="true", self_augmentation_dair=tiny_dair_dir, p_aug=0.5,
+    )
+    task = FiSeRContrastiveTask(parse_training_arguments(arguments))
+    dataset = task.build_dataset()
+    assert set(task.vocabulary) == {"real", PSEUDO_FAKE_GENERATOR}
+    items = [dataset[index] for index in range(len(dataset))]
+    assert {item["labels"] for item in items} == {0, 1}
+    for item in items:
+        expected = PSEUDO_FAKE_GENERATOR if item["labels"] == 1 else "real"
+        assert item["generator_ids"] == task.vocabulary[expected]
+
+
 @pytest.mark.parametrize(("flags", "message"), [
+    (["--real_only", "true"], "--self_augmentation_dair"),
+    (["--real_only", "true", "--self_augmentation_dair", "d", "--p_aug", "0"], "p_aug"),
+    (["--task", "dair", "--self_augmentation_dair", "d"], "classify and fiser"),
     (["--family", "gensign"], "--extractor"),
     (["--family", "gensign", "--use_signature_stream", "false", "--extractor", "e"], "--extractor"),
     (["--family", "nope"], "family"),

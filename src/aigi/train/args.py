@@ -47,10 +47,15 @@ class TrainingArguments:
     )
     self_augmentation_dair: str | None = field(
         default=None,
-        metadata={"help": "classify (any family): a trained DAIR (a dair run's final/); with probability p_aug an "
+        metadata={"help": "classify (any family), fiser: a trained DAIR (a dair run's final/); with probability p_aug an "
                   "image is replaced by its DAIR reconstruction and labelled fake, before the training augmentation."},
     )
-    p_aug: float = field(default=0.2, metadata={"help": "classify: self-augmentation probability (0 turns it off)."})
+    p_aug: float = field(default=0.2, metadata={"help": "classify, fiser: self-augmentation probability (0: off)."})
+    real_only: bool = field(
+        default=False,
+        metadata={"help": "classify, fiser: train on the real photos of --train_data alone, with DAIR pseudo-fakes "
+                  "(--self_augmentation_dair) as the only fakes: the zero-fake variant, no generator output at all."},
+    )
     dair: str | None = field(
         default=None, metadata={"help": "gensign-extractor: the frozen DAIR (a dair run's final/)."}
     )
@@ -153,9 +158,11 @@ class TrainingArguments:
         if scratch_gensign and self.use_signature_stream and not self.extractor:
             # The reference code silently goes on with a random extractor; a random signature is noise.
             raise ValueError("--family gensign needs --extractor (or --use_signature_stream false)")
-        if self.self_augmentation_dair and self.task != "classify":
-            raise ValueError("--self_augmentation_dair applies to the classify task")
+        if self.self_augmentation_dair and self.task not in ("classify", "fiser"):
+            raise ValueError("--self_augmentation_dair applies to the classify and fiser tasks")
         _check_probability("p_aug", self.p_aug)
+        if self.real_only and not (self.self_augmentation_dair and self.p_aug > 0):
+            raise ValueError("--real_only needs --self_augmentation_dair and --p_aug > 0: they make its only fakes")
         if self.task == "synerdetect":
             if self.model is None and not (self.clip_model and self.diffusion_model):
                 raise ValueError("synerdetect needs --model, or --clip_model and --diffusion_model for a new detector")

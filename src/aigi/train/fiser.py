@@ -2,6 +2,7 @@
 generator identity); a head is fitted afterwards on its frozen features (`aigi.train.heads`)."""
 
 import json
+from collections.abc import Sequence
 
 import torch
 from accelerate import PartialState
@@ -9,24 +10,27 @@ from accelerate.utils import gather
 from torch import nn
 from transformers import AutoConfig, AutoImageProcessor, DINOv3ViTModel
 
-from ..data.layouts import load_detection_records
 from ..data.records import DetectionRecord
 from ..losses import hierarchical_contrastive_loss
 from ..modeling.fiser import FiSeRConfig, FiSeRImageProcessor, FiSeRModel
 from .args import TrainingArguments
-from .samples import AugmentedDetectionDataset, training_augment
+from .samples import AugmentedDetectionDataset, self_augmentation, training_augment, training_records
 
 GENERATORS_FILE = "generators.json"
+PSEUDO_FAKE_GENERATOR = "dair_pseudo_fake"  # the fine-term identity of self-augmented images
 READOUT_DEPTH = 18 / 24
 
 
-def generator_vocabulary(records: list[DetectionRecord]) -> dict[str, int]:
-    """Generator name -> id for the fine term (sorted names; "real" is one id like any other, never used as fine)."""
-    return {name: index for index, name in enumerate(sorted({record.generator for record in records}))}
+def generator_vocabulary(records: list[DetectionRecord], extra: Sequence[str] = ()) -> dict[str, int]:
+    """Generator name -> id for the fine term (sorted names, with `extra` ones; "real" is one id like any other,
+    never used as fine)."""
+    names = sorted({record.generator for record in records} | set(extra))
+    return {name: index for index, name in enumerate(names)}
 
 
 class GeneratorLabelledDataset(torch.utils.data.Dataset):
-    """Adds `generator_ids` (the record's generator in `vocabulary`) to the items of a detection dataset."""
+    """Adds `generator_ids` to the items of a detection dataset: the record's generator in `vocabulary`, or
+    `PSEUDO_FAKE_GENERATOR` for an item that self-augmentation turned into a pseudo-fake."""
 
     def __init__(self, dataset, vocabulary: dict[str, int]):
         self.dataset, self.vocabulary = dataset, vocabulary
@@ -39,7 +43,9 @@ class GeneratorLabelledDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict:
         item = self.dataset[index]
-        item["generator_ids"] = self.vocabulary[self.dataset.records[index].generator]
+        record = self.dataset.records[index]
+        generator = record.generator if item["labels"] == record.label else PSEUDO_FAKE_GENERATOR
+        item["generator_ids"] = self.vocabulary[generator]
         return item
 
 
@@ -93,12 +99,15 @@ class FiSeRContrastiveTask:
         return model
 
     def build_dataset(self) -> torch.utils.data.Dataset:
-        records = load_detection_records(self.args.train_data)
-        if not any(record.label == 1 for record in records) or not any(record.label == 0 for record in records):
+        records = training_records(self.args)
+        pseudo_fakes = self_augmentation(self.args)
+        has_fakes = pseudo_fakes is not None or any(record.label == 1 for record in records)
+        if not has_fakes or not any(record.label == 0 for record in records):
             raise ValueError(f"FiSeR training needs real and fake images; {self.args.train_data} lacks one class")
-        self.vocabulary = generator_vocabulary(records)
+        self.vocabulary = generator_vocabulary(records, extra=[PSEUDO_FAKE_GENERATOR] if pseudo_fakes else [])
         dataset = AugmentedDetectionDataset(
             records, self.processor, training_augment(self.args), crop_size=self.args.patch_size, seed=self.args.seed,
+            labelled_transform=pseudo_fakes,
         )
         return GeneratorLabelledDataset(dataset, self.vocabulary)
 

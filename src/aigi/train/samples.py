@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..dair import DAIR, SelfAugmentation
 from ..data.layouts import load_detection_records
 from ..data.records import REAL_LABEL, DetectionDataset, DetectionRecord, load_record_image
 from ..data.transforms import AUGMENT_PRESETS, TrainingAugment, random_crop_or_pad
@@ -22,6 +23,20 @@ LABELLED_TRANSFORM_STREAM = 1  # the `sample_seed` part that separates its rando
 def sample_seed(*parts: int) -> int:
     """A deterministic seed for one sample at one epoch, so augmentation is identical after a resume."""
     return hash(parts) & 0x7FFFFFFF
+
+
+def training_records(args: TrainingArguments) -> list[DetectionRecord]:
+    """The records of `--train_data`; with `--real_only`, its real photos alone (the zero-fake variant)."""
+    if args.real_only:
+        return real_photos(args.train_data)
+    return load_detection_records(args.train_data)
+
+
+def self_augmentation(args: TrainingArguments) -> SelfAugmentation | None:
+    """GenSign's DAIR pseudo-fakes for any family; None without `--self_augmentation_dair` or with `--p_aug 0`."""
+    if not args.self_augmentation_dair or args.p_aug == 0:
+        return None
+    return SelfAugmentation(DAIR.from_pretrained(args.self_augmentation_dair), p_aug=args.p_aug)
 
 
 def real_photos(train_data: str) -> list[DetectionRecord]:

@@ -9,9 +9,7 @@ import torch
 from torch import nn
 from transformers import AutoImageProcessor, AutoModelForImageClassification, PreTrainedModel
 
-from ..dair import DAIR, SelfAugmentation
 from ..data.rescaling import rescale_ratios, sample_rescaling_contrast_batch
-from ..data.layouts import load_detection_records
 from ..data.records import DetectionRecord
 from ..losses import supervised_contrastive_loss
 from ..modeling.gensign import GenSignConfig, GenSignForImageClassification, GenSignImageProcessor
@@ -24,7 +22,15 @@ from ..modeling.rescalecl import (
 from .args import TrainingArguments
 from .fiser import FiSeRContrastiveTask
 from .gensign import DAIRTask, SignatureExtractorCheckpoint, SignatureExtractorTask
-from .samples import AugmentedDetectionDataset, RealPhotoCrops, real_photos, sample_seed, training_augment
+from .samples import (
+    AugmentedDetectionDataset,
+    RealPhotoCrops,
+    real_photos,
+    sample_seed,
+    self_augmentation,
+    training_augment,
+    training_records,
+)
 from .synerdetect import SynerDetectTask
 
 
@@ -107,13 +113,6 @@ class RescaleCLPretrainTask:
         self.processor.save_pretrained(directory)
 
 
-def self_augmentation(args: TrainingArguments) -> SelfAugmentation | None:
-    """GenSign's DAIR pseudo-fakes for any family; None without `--self_augmentation_dair` or with `--p_aug 0`."""
-    if not args.self_augmentation_dair or args.p_aug == 0:
-        return None
-    return SelfAugmentation(DAIR.from_pretrained(args.self_augmentation_dair), p_aug=args.p_aug)
-
-
 def few_shot_subset(records: Sequence[DetectionRecord], per_class: int, seed: int) -> list[DetectionRecord]:
     rng = random.Random(seed)
     subset = []
@@ -150,7 +149,7 @@ class ClassificationTask:
         return model
 
     def build_dataset(self) -> torch.utils.data.Dataset:
-        records = load_detection_records(self.args.train_data)
+        records = training_records(self.args)
         if self.args.samples_per_class:
             records = few_shot_subset(records, self.args.samples_per_class, self.args.seed)
         return AugmentedDetectionDataset(
