@@ -64,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     feature_map.add_argument("--max-per-generator", type=int, default=200, help="Images per generator (and reals).")
     feature_map.add_argument("--seed", type=int, default=0)
 
+    benchmark = commands.add_parser(
+        "benchmark", help="Train or load each detector of a config (and its zero-fake variant), evaluate each on each "
+                          "dataset and protocol: leaderboard.md, results.json and plots. Resumable.")
+    benchmark.add_argument("--config", required=True, help="YAML or JSON (see aigi.evaluation.benchmark).")
+    benchmark.add_argument("--only", default=None, help="Comma-separated detector names of the config to run.")
+
     models = commands.add_parser("models", help="List detector families and bundled checkpoints.")
     models.add_argument("--json", action="store_true")
 
@@ -98,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run_detect(args) -> int:
     from transformers import pipeline
 
+    from .distributed import is_main_process, process_device, score_in_shards
     from .evaluation.runner import score_sources
     from .image_io import collect_image_files
     from .pipeline import fake_score
@@ -109,10 +116,12 @@ def run_detect(args) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"aigi detect: {error}", file=sys.stderr)
         return 2
-    pipe = pipeline("ai-image-detection", model=model)
-    outputs = score_sources(
-        pipe, [str(file) for file in files], batch_size=args.batch_size, threshold=args.threshold,
-        description="detect",
+    pipe = pipeline("ai-image-detection", model=model, device_map=process_device())
+    outputs = score_in_shards(
+        lambda shard: score_sources(
+            pipe, shard, batch_size=args.batch_size, threshold=args.threshold, description="detect"
+        ),
+        [str(file) for file in files], batch_size=args.batch_size,
     )
     rows = []
     for file, output in zip(files, outputs):
@@ -120,7 +129,8 @@ def run_detect(args) -> int:
             rows.append({"path": str(file), "label": None, "score": None, "error": output["error"]})
         else:  # the pipeline puts the verdict at the threshold first
             rows.append({"path": str(file), "label": output[0]["label"], "score": fake_score(output), "error": None})
-    print_rows(rows, args)
+    if is_main_process():
+        print_rows(rows, args)
     return 1 if rows and all(row["error"] for row in rows) else 0
 
 
@@ -138,6 +148,7 @@ def print_rows(rows: list[dict], args) -> None:
 
 
 def run_evaluate(args) -> int:
+    from .distributed import is_main_process
     from .evaluation.report import format_markdown_table, format_robustness_table
     from .evaluation.runner import evaluate_detector, evaluate_robustness, parse_protocols
 
@@ -149,10 +160,14 @@ def run_evaluate(args) -> int:
     options = {"threshold": args.threshold, "batch_size": args.batch_size, "split": args.split}
     if len(protocols) == 1:
         result = evaluate_detector(args.model, args.data, args.output, protocol=protocols[0], **options)
+        if not is_main_process():  # the main process of the launch reports
+            return 0
         print(format_markdown_table(result))
         failures, failures_file = result["failures"], f"{args.output}/failures.json"
     else:
         robustness = evaluate_robustness(args.model, args.data, args.output, protocols=protocols, **options)
+        if not is_main_process():
+            return 0
         print(format_robustness_table(robustness["summary"]))
         # A file that cannot be read fails under every protocol.
         failures = robustness["results"][protocols[0]]["failures"]
@@ -210,6 +225,20 @@ def run_feature_map(args) -> int:
         [{"id": id_, "generator": generator, "x": float(x), "y": float(y)}
          for id_, generator, (x, y) in zip(extracted.ids, extracted.generators, embedding)], indent=1))
     print(f"feature map of {len(extracted.ids)} images written to {args.output}")
+    return 0
+
+
+def run_benchmark(args) -> int:
+    from .evaluation.benchmark import run_benchmark as benchmark
+
+    only = [name.strip() for name in args.only.split(",")] if args.only else None
+    try:
+        results = benchmark(args.config, only=only)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"aigi benchmark: {error}", file=sys.stderr)
+        return 2
+    failed = [row["name"] for row in results["detectors"] if row["status"] != "ok"]
+    print(f"{len(results['detectors']) - len(failed)} detectors evaluated; failed: {', '.join(failed) or 'none'}")
     return 0
 
 
@@ -284,13 +313,17 @@ def main(argv: list[str] | None = None) -> int:
 
         train_main(argv[1:])
         return 0
+    from .distributed import end_launched_process
+
     args = build_parser().parse_args(argv)
     commands = {
         "detect": run_detect, "evaluate": run_evaluate, "fit-head": run_fit_head, "fewshot": run_fit_head,
-        "feature-map": run_feature_map, "models": run_models, "samples": run_samples, "demo": run_demo,
+        "feature-map": run_feature_map, "benchmark": run_benchmark, "models": run_models, "samples": run_samples, "demo": run_demo,
         "export": run_export,
     }
-    return commands[args.command](args)
+    exit_status = commands[args.command](args)
+    end_launched_process(exit_status)
+    return exit_status
 
 
 if __name__ == "__main__":

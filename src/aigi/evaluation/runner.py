@@ -9,6 +9,7 @@ from tqdm.auto import tqdm
 from ..data.layouts import load_detection_records
 from ..data.records import DetectionRecord
 from ..data.transforms import PROTOCOLS, ROBUSTNESS_SUITE
+from ..distributed import is_main_process, process_device, score_in_shards
 from ..pipeline import fake_score
 from .report import write_report, write_robustness_report
 
@@ -50,7 +51,7 @@ def _load(model: str, data: str, split: str | None, threshold: float | None):
 
     from ..registry import resolve_model
 
-    pipe = pipeline("ai-image-detection", model=resolve_model(model))
+    pipe = pipeline("ai-image-detection", model=resolve_model(model), device_map=process_device())
     if threshold is None:
         threshold = float(pipe.model.config.decision_threshold)
     return pipe, load_detection_records(data, split=split), threshold
@@ -59,10 +60,12 @@ def _load(model: str, data: str, split: str | None, threshold: float | None):
 def _evaluate_protocol(
     pipe, records: list[DetectionRecord], output_dir: str | Path, *, model: str, data: str, protocol: str,
     threshold: float, batch_size: int,
-) -> dict[str, Any]:
-    outputs = score_sources(
-        pipe, [record.image for record in records], batch_size=batch_size, protocol=protocol,
-        description=f"scoring ({protocol})",
+) -> dict[str, Any] | None:
+    outputs = score_in_shards(
+        lambda shard: score_sources(
+            pipe, shard, batch_size=batch_size, protocol=protocol, description=f"scoring ({protocol})"
+        ),
+        [record.image for record in records], batch_size=batch_size,
     )
     scored, failures = [], []
     for record, output in zip(records, outputs):
@@ -72,6 +75,8 @@ def _evaluate_protocol(
             scored.append((record, fake_score(output)))
     if not scored:
         raise ValueError(f"no image of {data} could be scored ({len(failures)} failures)")
+    if not is_main_process():  # the main process of the launch writes the report
+        return None
     result = write_report(
         output_dir,
         labels=[record.label for record, _ in scored],
@@ -95,8 +100,10 @@ def evaluate_detector(
     threshold: float | None = None,
     batch_size: int = 32,
     split: str | None = None,
-) -> dict[str, Any]:
-    """Per-generator and pooled metrics of `model` on `data`; writes metrics.json, metrics.md, plots, predictions."""
+) -> dict[str, Any] | None:
+    """Per-generator and pooled metrics of `model` on `data`; writes metrics.json, metrics.md, plots, predictions.
+    Under `accelerate launch` the processes share the scoring, and only the main process writes and returns the
+    report (None elsewhere)."""
     pipe, records, threshold = _load(model, data, split, threshold)
     return _evaluate_protocol(
         pipe, records, output_dir, model=model, data=data, protocol=protocol, threshold=threshold,
@@ -113,9 +120,10 @@ def evaluate_robustness(
     threshold: float | None = None,
     batch_size: int = 32,
     split: str | None = None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
     """`evaluate_detector` under each protocol into `output_dir/<protocol>/`, then robustness.json, robustness.md
-    and robustness.png in `output_dir`. Returns `{"results": {protocol: result}, "summary": robustness summary}`."""
+    and robustness.png in `output_dir`. Returns `{"results": {protocol: result}, "summary": robustness summary}`
+    (None on the other processes of an `accelerate launch`)."""
     pipe, records, threshold = _load(model, data, split, threshold)
     results = {
         protocol: _evaluate_protocol(
@@ -124,5 +132,7 @@ def evaluate_robustness(
         )
         for protocol in protocols
     }
+    if not is_main_process():
+        return None
     summary = write_robustness_report(output_dir, results, title=f"{model} on {data}: robustness")
     return {"results": results, "summary": summary}
