@@ -13,8 +13,10 @@ from transformers import (
     PreTrainedModel,
 )
 
+from .modeling.cnnspot import CNNSpotConfig, CNNSpotForImageClassification, CNNSpotImageProcessor, CNNSpotModel
 from .modeling.fiser import FiSeRConfig, FiSeRForImageClassification, FiSeRImageProcessor, FiSeRModel
 from .modeling.gensign import GenSignConfig, GenSignForImageClassification, GenSignImageProcessor, GenSignModel
+from .modeling.npr import NPRConfig, NPRForImageClassification, NPRImageProcessor, NPRModel
 from .modeling.rescalecl import (
     RescaleCLConfig,
     RescaleCLForImageClassification,
@@ -27,6 +29,7 @@ from .modeling.synerdetect import (
     SynerDetectImageProcessor,
     SynerDetectModel,
 )
+from .modeling.univfd import UnivFDConfig, UnivFDForImageClassification, UnivFDImageProcessor, UnivFDModel
 
 BUNDLED_CHECKPOINTS_DIR = Path(__file__).parent / "checkpoints"
 SAMPLES_DIR = Path(__file__).parent / "samples"
@@ -78,6 +81,32 @@ FAMILIES: dict[str, DetectorFamily] = {
             base_model_class=SynerDetectModel,
             classification_class=SynerDetectForImageClassification,
             image_processor_class=SynerDetectImageProcessor,
+        ),
+        DetectorFamily(
+            name="cnnspot",
+            paper="CNN-generated images are surprisingly easy to spot... for now (Wang et al., CVPR 2020; baseline)",
+            config_class=CNNSpotConfig,
+            base_model_class=CNNSpotModel,
+            classification_class=CNNSpotForImageClassification,
+            image_processor_class=CNNSpotImageProcessor,
+        ),
+        DetectorFamily(
+            name="univfd",
+            paper="Towards Universal Fake Image Detectors that Generalize Across Generative Models "
+            "(UnivFD, Ojha et al., CVPR 2023; baseline)",
+            config_class=UnivFDConfig,
+            base_model_class=UnivFDModel,
+            classification_class=UnivFDForImageClassification,
+            image_processor_class=UnivFDImageProcessor,
+        ),
+        DetectorFamily(
+            name="npr",
+            paper="Rethinking the Up-Sampling Operations in CNN-based Generative Network for Generalizable Deepfake "
+            "Detection (NPR, Tan et al., CVPR 2024; baseline)",
+            config_class=NPRConfig,
+            base_model_class=NPRModel,
+            classification_class=NPRForImageClassification,
+            image_processor_class=NPRImageProcessor,
         ),
     ]
 }

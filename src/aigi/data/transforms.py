@@ -99,8 +99,11 @@ def resize_by(img: Image.Image, scale: float, resample: Image.Resampling) -> Ima
 def gaussian_blur(img: Image.Image, sigma: float, kernel_size: int | None = None) -> Image.Image:
     """Blur with a Gaussian of standard deviation `sigma` px over a `kernel_size` square; borders are reflected.
 
-    The default kernel reaches 4 sigma each way, as scipy's filter in CNNDetection's blur augmentation. Returns RGB.
+    The default kernel reaches 4 sigma each way, as scipy's filter in CNNDetection's blur augmentation. Sigma 0 is
+    the identity (as in scipy). Returns RGB.
     """
+    if sigma == 0:
+        return img.convert("RGB")
     if kernel_size is None:
         kernel_size = 2 * int(4 * sigma + 0.5) + 1
     return torchvision_gaussian_blur(img.convert("RGB"), kernel_size=[kernel_size] * 2, sigma=[sigma] * 2)
@@ -234,7 +237,8 @@ class TrainingAugment:
     5. `down_up_resize`: down by a factor in `down_up_scale_range`, back up to the original size,
        each way with a random one of `RESAMPLING_FILTERS`;
     6. `jpeg`: JPEG at a quality in `jpeg_quality_range`;
-    7. `blur`: Gaussian blur with sigma in `blur_sigma_range` and a `blur_kernel_size` kernel;
+    7. `blur`: Gaussian blur with sigma in `blur_sigma_range` and a `blur_kernel_size` kernel (None: 4 sigma
+       each way, as `gaussian_blur`);
     8. `noise`: Gaussian noise with sigma in `noise_sigma_range` (0-255 scale).
 
     Operations 2-8 with the probabilities of the "fiser" preset are FiSeR's reference training
@@ -266,7 +270,7 @@ class TrainingAugment:
     jpeg_quality_range: tuple[int, int] = (25, 100)
     p_blur: float = 0.0
     blur_sigma_range: tuple[float, float] = (0.1, 2.0)
-    blur_kernel_size: int = 5
+    blur_kernel_size: int | None = 5
     p_noise: float = 0.0
     noise_sigma_range: tuple[float, float] = (0.0, 10.0)
 
@@ -284,8 +288,8 @@ class TrainingAugment:
             raise ValueError(f"hue must be in [0, 0.5], got {self.hue}")
         _check_range("down_up_scale_range", self.down_up_scale_range, positive=True)
         _check_quality_range("jpeg_quality_range", self.jpeg_quality_range)
-        _check_range("blur_sigma_range", self.blur_sigma_range, positive=True)
-        if self.blur_kernel_size < 1 or self.blur_kernel_size % 2 == 0:
+        _check_range("blur_sigma_range", self.blur_sigma_range)
+        if self.blur_kernel_size is not None and (self.blur_kernel_size < 1 or self.blur_kernel_size % 2 == 0):
             raise ValueError(f"blur_kernel_size must be odd and >= 1, got {self.blur_kernel_size}")
         _check_range("noise_sigma_range", self.noise_sigma_range)
 
@@ -359,6 +363,10 @@ AUGMENT_PRESETS: dict[str, TrainingAugment] = {
         p_random_resized_crop=1.0, p_flip=0.5, p_color_jitter=1.0, p_down_up_resize=0.5, p_jpeg=0.5, p_blur=0.3,
         p_noise=0.3,
     ),
+    # CNNDetection's "Blur+JPEG (0.5)": each with probability 0.5, sigma ~ U[0, 3], quality ~ U{30..100}. The
+    # reference blurs before the JPEG; TrainingAugment's fixed order re-encodes first.
+    "cnnspot": TrainingAugment(p_jpeg=0.5, jpeg_quality_range=(30, 100), p_blur=0.5, blur_sigma_range=(0.0, 3.0),
+                               blur_kernel_size=None),
     "none": TrainingAugment(),
 }
 

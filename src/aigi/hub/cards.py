@@ -24,7 +24,7 @@ METRICS = {
     "eer": ("eer", "EER"),
 }
 PER_GENERATOR_METRICS = ("auroc", "ap")
-FAMILY_TAGS = {"gensign": ["clip"], "synerdetect": ["clip", "stable-diffusion"]}
+FAMILY_TAGS = {"gensign": ["clip"], "synerdetect": ["clip", "stable-diffusion"], "univfd": ["clip"]}
 
 
 @dataclass(frozen=True)

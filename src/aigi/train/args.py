@@ -12,7 +12,8 @@ from ..data.transforms import AUGMENT_PRESETS, TrainingAugment, _check_probabili
 
 TASKS = ("rescalecl-pretrain", "classify", "dair", "gensign-extractor", "fiser", "synerdetect")
 FINETUNE_MODES = ("full", "linear")
-SCRATCH_FAMILIES = ("rescalecl", "gensign")
+SCRATCH_FAMILIES = ("rescalecl", "gensign", "cnnspot", "univfd", "npr")
+TIMM_BACKBONE_FAMILIES = ("rescalecl", "gensign", "cnnspot")
 
 
 @dataclass
@@ -27,9 +28,14 @@ class TrainingArguments:
     )
     backbone: str = field(
         default="legacy_xception",
-        metadata={"help": "timm encoder when starting from scratch (gensign: the RGB stream)."},
+        metadata={"help": "timm encoder when starting from scratch (gensign: the RGB stream; cnnspot: the paper uses "
+                  "resnet50, pass it or a smaller one such as resnet18). Ignored by npr (its network is fixed) and "
+                  "univfd (a CLIP tower)."},
     )
-    backbone_pretrained: bool = field(default=False, metadata={"help": "Start from timm ImageNet weights (needs the Hub)."})
+    backbone_pretrained: bool = field(
+        default=False,
+        metadata={"help": f"Start from timm ImageNet weights (needs the Hub); families {TIMM_BACKBONE_FAMILIES}."},
+    )
     input_highpass: bool = field(default=False, metadata={"help": "Fixed 3x3 high-pass input (offline config)."})
     image_size: int = field(default=256, metadata={"help": "Inference centre crop of the saved model."})
     patch_size: int = field(default=128, metadata={"help": "Training crop (the paper uses 128x128 patches)."})
@@ -106,7 +112,8 @@ class TrainingArguments:
         metadata={"help": f"classify: training augmentation of both classes, one of {tuple(AUGMENT_PRESETS)}; the "
                   "aug_* flags override its probabilities (see aigi.data.transforms.TrainingAugment). 'codec': a "
                   "random resize and JPEG/WebP re-encode (the shipped RescaleCL runs); 'fiser': FiSeR's random "
-                  "resized crop, flip, colour jitter, down-up resize, JPEG, blur and noise; 'none': the crop only."},
+                  "resized crop, flip, colour jitter, down-up resize, JPEG, blur and noise; 'cnnspot': CNNDetection's "
+                  "Blur+JPEG (0.5); 'none': the crop only."},
     )
     aug_symmetric_codec: float | None = field(default=None, metadata={"help": "classify: P(resize + lossy re-encode)."})
     aug_random_resized_crop: float | None = field(default=None, metadata={"help": "classify: P(resized crop)."})
@@ -119,7 +126,10 @@ class TrainingArguments:
     clip_model: str | None = field(
         default=None,
         metadata={"help": "synerdetect without --model: a transformers CLIPModel (folder or Hub id, e.g. "
-                  "openai/clip-vit-large-patch14) for the perceptual and noise encoders and the frozen text encoder."},
+                  "openai/clip-vit-large-patch14) for the perceptual and noise encoders and the frozen text encoder. "
+                  "classify --family univfd without --model: the CLIPModel or CLIPVisionModelWithProjection whose "
+                  "frozen vision tower the probe reads (the paper's is openai/clip-vit-large-patch14; its input "
+                  "size replaces --image_size). Without it, univfd uses a small random CLIP tower."},
     )
     diffusion_model: str | None = field(
         default=None,
@@ -158,6 +168,8 @@ class TrainingArguments:
         if scratch_gensign and self.use_signature_stream and not self.extractor:
             # The reference code silently goes on with a random extractor; a random signature is noise.
             raise ValueError("--family gensign needs --extractor (or --use_signature_stream false)")
+        if self.backbone_pretrained and self.family not in TIMM_BACKBONE_FAMILIES:
+            raise ValueError(f"--backbone_pretrained applies to the timm families {TIMM_BACKBONE_FAMILIES}")
         if self.self_augmentation_dair and self.task not in ("classify", "fiser"):
             raise ValueError("--self_augmentation_dair applies to the classify and fiser tasks")
         _check_probability("p_aug", self.p_aug)
@@ -171,10 +183,13 @@ class TrainingArguments:
                                  "drop them with --model")
             if self.synerdetect_config is not None and not isinstance(json.loads(self.synerdetect_config), dict):
                 raise ValueError("--synerdetect_config must be a JSON object of SynerDetectConfig fields")
-        elif (self.clip_model or self.diffusion_model or self.synerdetect_config or self.inversion_cache
-              or self.inversion_steps is not None):
-            raise ValueError("--clip_model, --diffusion_model, --synerdetect_config, --inversion_steps and "
-                             "--inversion_cache apply to the synerdetect task")
+        else:
+            if self.clip_model and not (self.task == "classify" and self.family == "univfd" and self.model is None):
+                raise ValueError("--clip_model applies to the synerdetect task and to a new --family univfd classifier")
+            if (self.diffusion_model or self.synerdetect_config or self.inversion_cache
+                    or self.inversion_steps is not None):
+                raise ValueError("--diffusion_model, --synerdetect_config, --inversion_steps and --inversion_cache "
+                                 "apply to the synerdetect task")
         if self.inversion_steps is not None and self.inversion_steps < 1:
             raise ValueError("inversion_steps must be >= 1")
         if self.inversion_cache_max_age < 0:

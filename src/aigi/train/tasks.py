@@ -3,22 +3,22 @@ detector stage), GenSign's DAIR and signature-extractor stages (`gensign.py`), F
 encoder (`fiser.py`) and SynerDetect's hierarchical synergistic objective (`synerdetect.py`)."""
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
-from transformers import AutoImageProcessor, AutoModelForImageClassification, PreTrainedModel
+from transformers import AutoImageProcessor, AutoModelForImageClassification, PreTrainedConfig, PreTrainedModel
+from transformers.image_processing_backends import PilBackend
 
 from ..data.rescaling import rescale_ratios, sample_rescaling_contrast_batch
 from ..data.records import DetectionRecord
 from ..losses import supervised_contrastive_loss
-from ..modeling.gensign import GenSignConfig, GenSignForImageClassification, GenSignImageProcessor
-from ..modeling.rescalecl import (
-    RescaleCLConfig,
-    RescaleCLForImageClassification,
-    RescaleCLImageProcessor,
-    RescaleCLModel,
-)
+from ..modeling.cnnspot import CNNSpotConfig
+from ..modeling.gensign import GenSignConfig, GenSignForImageClassification
+from ..modeling.npr import NPRConfig
+from ..modeling.rescalecl import RescaleCLConfig, RescaleCLModel
+from ..modeling.univfd import UnivFDConfig, UnivFDForImageClassification, clip_vision_config
+from ..registry import FAMILIES
 from .args import TrainingArguments
 from .fiser import FiSeRContrastiveTask
 from .gensign import DAIRTask, SignatureExtractorCheckpoint, SignatureExtractorTask
@@ -177,28 +177,56 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "module", model)
 
 
+# The timm encoder of each family that has one (what `--backbone_pretrained` loads ImageNet weights into).
+TIMM_ENCODERS: dict[str, Callable[[PreTrainedModel], nn.Module]] = {
+    "rescalecl": lambda model: model.rescalecl.encoder,
+    "gensign": lambda model: model.gensign.rgb_backbone,
+    "cnnspot": lambda model: model.cnnspot.encoder,
+}
+# UnivFD without --clip_model: a small random CLIP ViT, frozen as the paper's ViT-L/14 is, so the probe reads random
+# (untrained) features. It exercises the pipeline offline; it is not the paper's detector.
+UNIVFD_OFFLINE_VISION_CONFIG = {
+    "hidden_size": 256, "intermediate_size": 1024, "num_hidden_layers": 4, "num_attention_heads": 4,
+    "patch_size": 16, "projection_dim": 256,
+}
+
+
 def scratch_classifier(args: TrainingArguments) -> PreTrainedModel:
-    """A new detector of `args.family`; for GenSign, with the trained `args.extractor` copied in (frozen)."""
+    """A new detector of `args.family`; for GenSign, with the trained `args.extractor` copied in (frozen); for
+    UnivFD with `args.clip_model`, on that CLIP's vision tower."""
+    if args.family == "univfd" and args.clip_model:
+        return UnivFDForImageClassification.from_clip(args.clip_model)
     if args.family == "gensign":
         extractor = SignatureExtractorCheckpoint.from_pretrained(args.extractor) if args.extractor else None
         model = GenSignForImageClassification(gensign_scratch_config(args, extractor))
         if extractor is not None:
             model.gensign.signature_extractor.load_state_dict(extractor.state_dict())
-        timm_backbone = model.gensign.rgb_backbone
     else:
-        model = RescaleCLForImageClassification(scratch_config(args))
-        timm_backbone = model.rescalecl.encoder
+        model = FAMILIES[args.family].classification_class(scratch_config(args))
     if args.backbone_pretrained:
-        load_timm_pretrained_weights(timm_backbone, args.backbone)
+        load_timm_pretrained_weights(TIMM_ENCODERS[args.family](model), args.backbone)
     return model
 
 
-def scratch_config(args: TrainingArguments) -> RescaleCLConfig:
-    """The RescaleCL configuration of a run that does not start from a checkpoint."""
-    return RescaleCLConfig(
+SCRATCH_CONFIGS: dict[str, Callable[[TrainingArguments], PreTrainedConfig]] = {
+    "rescalecl": lambda args: RescaleCLConfig(
         backbone=args.backbone, backbone_pretrained=args.backbone_pretrained,
         input_highpass=args.input_highpass, image_size=args.image_size,
-    )
+    ),
+    "cnnspot": lambda args: CNNSpotConfig(
+        backbone=args.backbone, backbone_pretrained=args.backbone_pretrained, image_size=args.image_size,
+    ),
+    "univfd": lambda args: UnivFDConfig(
+        vision_config={**UNIVFD_OFFLINE_VISION_CONFIG, "image_size": args.image_size}, image_size=args.image_size,
+    ),
+    "npr": lambda args: NPRConfig(image_size=args.image_size),
+}
+
+
+def scratch_config(args: TrainingArguments) -> PreTrainedConfig:
+    """The configuration of a run of `args.family` that does not start from a checkpoint (GenSign: see
+    `gensign_scratch_config`)."""
+    return SCRATCH_CONFIGS[args.family](args)
 
 
 def gensign_scratch_config(args: TrainingArguments, extractor: SignatureExtractorCheckpoint | None) -> GenSignConfig:
@@ -214,10 +242,12 @@ def gensign_scratch_config(args: TrainingArguments, extractor: SignatureExtracto
     )
 
 
-def scratch_processor(args: TrainingArguments) -> RescaleCLImageProcessor | GenSignImageProcessor:
+def scratch_processor(args: TrainingArguments) -> PilBackend:
     """The image processor of a run that does not start from a checkpoint."""
-    processor_class = GenSignImageProcessor if args.family == "gensign" else RescaleCLImageProcessor
-    return processor_class(crop_size={"height": args.image_size, "width": args.image_size})
+    side = args.image_size
+    if args.family == "univfd" and args.clip_model:
+        side = clip_vision_config(args.clip_model)["image_size"]  # the CLIP tower's fixed input size
+    return FAMILIES[args.family].image_processor_class(crop_size={"height": side, "width": side})
 
 
 def load_timm_pretrained_weights(encoder: nn.Module, backbone: str) -> None:
