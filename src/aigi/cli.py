@@ -1,4 +1,4 @@
-"""The `aigi` command: detect, evaluate, train, fit-head, fewshot, feature-map, models, demo, export."""
+"""The `aigi` command: detect, evaluate, bench-speed, train, fit-head, fewshot, feature-map, models, demo, export."""
 
 import argparse
 import csv
@@ -12,10 +12,18 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     detect = commands.add_parser("detect", help="Score image files and folders (recursive): P(fake) per image.")
-    detect.add_argument("paths", nargs="+", help="Image files and/or folders.")
+    detect.add_argument("paths", nargs="*", help="Image files and/or folders.")
     detect.add_argument("--model", default=None, help="Bundled name, local directory or Hub id.")
     detect.add_argument("--threshold", type=float, default=None, help="Default: the model's calibrated threshold.")
     detect.add_argument("--batch-size", type=int, default=16)
+    detect.add_argument("--num-workers", type=int, default=None,
+                        help="Threads decoding images ahead of the model (default min(4, CPUs); 0: none).")
+    detect.add_argument("--data", default=None,
+                        help="Instead of paths: a labelled folder, manifest, saved dataset or Parquet shards, read "
+                             "lazily (needs --output).")
+    detect.add_argument("--split", default=None, help="Split of --data.")
+    detect.add_argument("--output", default=None,
+                        help="Stream the rows to this .csv or .jsonl file as they are scored (constant memory).")
     output_format = detect.add_mutually_exclusive_group()
     output_format.add_argument("--json", action="store_true", help="Print a JSON list.")
     output_format.add_argument("--csv", action="store_true", help="Print CSV.")
@@ -70,6 +78,17 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("--config", required=True, help="YAML or JSON (see aigi.evaluation.benchmark).")
     benchmark.add_argument("--only", default=None, help="Comma-separated detector names of the config to run.")
 
+    bench_speed = commands.add_parser(
+        "bench-speed", help="Images/s and latency p50/p95 of detectors on this machine: model alone and end to end.")
+    bench_speed.add_argument("--model", action="append", required=True,
+                             help="Bundled name or local directory; repeat for several.")
+    bench_speed.add_argument("--images", type=int, default=256, help="Generated JPEG files per detector.")
+    bench_speed.add_argument("--batch-sizes", default="1,32", help="Comma-separated (default 1,32).")
+    bench_speed.add_argument("--warmup", type=int, default=2, help="Batches run before timing (default 2).")
+    bench_speed.add_argument("--num-workers", type=int, default=None,
+                             help="Preprocessing threads end to end (default min(4, CPUs); 0: none).")
+    bench_speed.add_argument("--output", required=True, help="JSON file to write.")
+
     models = commands.add_parser("models", help="List detector families and bundled checkpoints.")
     models.add_argument("--json", action="store_true")
 
@@ -110,6 +129,11 @@ def run_detect(args) -> int:
     from .pipeline import fake_score
     from .registry import resolve_model
 
+    if args.output or args.data:
+        return run_detect_streaming(args)
+    if not args.paths:
+        print("aigi detect: give image files or folders (or --data with --output)", file=sys.stderr)
+        return 2
     try:
         model = resolve_model(args.model)
         files = collect_image_files(args.paths)
@@ -119,7 +143,8 @@ def run_detect(args) -> int:
     pipe = pipeline("ai-image-detection", model=model, device_map=process_device())
     outputs = score_in_shards(
         lambda shard: score_sources(
-            pipe, shard, batch_size=args.batch_size, threshold=args.threshold, description="detect"
+            pipe, shard, batch_size=args.batch_size, threshold=args.threshold, num_workers=args.num_workers,
+            description="detect",
         ),
         [str(file) for file in files], batch_size=args.batch_size,
     )
@@ -132,6 +157,45 @@ def run_detect(args) -> int:
     if is_main_process():
         print_rows(rows, args)
     return 1 if rows and all(row["error"] for row in rows) else 0
+
+
+def run_detect_streaming(args) -> int:
+    """`aigi detect --output FILE [paths | --data PATH]`: rows written as they are scored, in one process."""
+    import itertools
+
+    from transformers import pipeline
+
+    from .data.layouts import iter_detection_records
+    from .evaluation import streaming
+    from .image_io import collect_image_files
+    from .registry import resolve_model
+
+    try:
+        if not args.output:
+            raise ValueError("--data needs --output FILE (.csv or .jsonl)")
+        if bool(args.data) == bool(args.paths):
+            raise ValueError("give image paths or --data, not both" if args.data else "give image paths or --data")
+        streaming.check_output_path(args.output)
+        model = resolve_model(args.model)
+        if args.data:
+            records = iter_detection_records(args.data, split=args.split)
+            first = next(records, None)  # reads the layout now, so that an unusable --data fails here
+            entries = streaming.record_entries(itertools.chain([first] if first else [], records))
+            fields, total = streaming.RECORD_FIELDS, None
+        else:
+            files = collect_image_files(args.paths)
+            entries, fields, total = streaming.file_entries(files), streaming.FILE_FIELDS, len(files)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"aigi detect: {error}", file=sys.stderr)
+        return 2
+    pipe = pipeline("ai-image-detection", model=model)
+    rows = streaming.iter_detection_rows(
+        pipe, entries, batch_size=args.batch_size, threshold=args.threshold, num_workers=args.num_workers,
+        total=total, description="detect",
+    )
+    written, errors = streaming.stream_rows_to_file(rows, args.output, fields)
+    print(f"{written} rows ({errors} unreadable) written to {args.output}")
+    return 1 if written and errors == written else 0
 
 
 def print_rows(rows: list[dict], args) -> None:
@@ -242,6 +306,23 @@ def run_benchmark(args) -> int:
     return 0
 
 
+def run_bench_speed(args) -> int:
+    from .evaluation.speed import bench_speed, format_speed_table
+
+    try:
+        batch_sizes = tuple(int(size) for size in args.batch_sizes.split(","))
+        report = bench_speed(args.model, images=args.images, batch_sizes=batch_sizes, warmup=args.warmup,
+                             num_workers=args.num_workers)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"aigi bench-speed: {error}", file=sys.stderr)
+        return 2
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(report, indent=2))
+    print(format_speed_table(report))
+    print(f"written to {args.output}")
+    return 0
+
+
 def run_models(args) -> int:
     from .registry import FAMILIES, bundled_checkpoints
 
@@ -319,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = {
         "detect": run_detect, "evaluate": run_evaluate, "fit-head": run_fit_head, "fewshot": run_fit_head,
         "feature-map": run_feature_map, "benchmark": run_benchmark, "models": run_models, "samples": run_samples, "demo": run_demo,
-        "export": run_export,
+        "export": run_export, "bench-speed": run_bench_speed,
     }
     exit_status = commands[args.command](args)
     end_launched_process(exit_status)

@@ -1,6 +1,7 @@
 """`aigi evaluate`: score a labelled dataset with a detector under one or more protocols and write the reports."""
 
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ from ..data.layouts import load_detection_records
 from ..data.records import DetectionRecord
 from ..data.transforms import PROTOCOLS, ROBUSTNESS_SUITE
 from ..distributed import is_main_process, process_device, score_in_shards
-from ..pipeline import fake_score
+from ..pipeline import default_num_workers, fake_score
 from .report import write_report, write_robustness_report
 
 ROBUSTNESS = "robustness"
@@ -33,16 +34,29 @@ def parse_protocols(spec: str) -> list[str]:
     return protocols
 
 
-def score_sources(
-    pipe, sources: list, *, batch_size: int, protocol: str = "raw", threshold: float | None = None,
-    description: str = "scoring",
-):
-    """Run the `ai-image-detection` pipeline over `sources` with a progress bar; one output per source, in order."""
+def iter_scores(
+    pipe, sources: Iterable, *, batch_size: int, protocol: str = "raw", threshold: float | None = None,
+    num_workers: int | None = None, total: int | None = None, description: str = "scoring",
+) -> Iterator:
+    """Run the `ai-image-detection` pipeline over `sources` lazily, with a progress bar: one output per source, in
+    order, as soon as its batch is scored (`sources` is read only a few batches ahead). `num_workers` threads decode
+    and preprocess (default `default_num_workers()`; 0: in this thread); the outputs do not depend on it."""
     outputs = pipe(
         (source for source in sources), batch_size=batch_size, protocol=protocol, threshold=threshold,
-        on_error="report",
+        on_error="report", num_workers=default_num_workers() if num_workers is None else num_workers,
     )
-    return [output for output in tqdm(outputs, total=len(sources), desc=description, unit="img")]
+    yield from tqdm(outputs, total=total, desc=description, unit="img")
+
+
+def score_sources(
+    pipe, sources: list, *, batch_size: int, protocol: str = "raw", threshold: float | None = None,
+    num_workers: int | None = None, description: str = "scoring",
+) -> list:
+    """`iter_scores` over a list, as a list: one output per source, in order."""
+    return list(iter_scores(
+        pipe, sources, batch_size=batch_size, protocol=protocol, threshold=threshold, num_workers=num_workers,
+        total=len(sources), description=description,
+    ))
 
 
 def _load(model: str, data: str, split: str | None, threshold: float | None):
