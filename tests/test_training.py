@@ -7,8 +7,10 @@ import sys
 import pytest
 import torch
 from safetensors.torch import load_file
+from transformers import AutoModelForImageClassification, pipeline
 
 from aigi.data.transforms import AUGMENT_PRESETS, TrainingAugment
+from aigi.pipeline import fake_score
 from aigi.train import parse_training_arguments, train
 from aigi.train.samples import training_augment
 from aigi.train.tasks import ClassificationTask
@@ -78,6 +80,21 @@ def test_resume_is_exact_and_never_overwrites(detection_folder, tmp_path):
         torch.testing.assert_close(resumed[name], straight[name], rtol=0, atol=0)
     steps = [json.loads(line)["step"] for line in (interrupted / "log.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(("family", "flags", "config_class"), [
+    ("cnnspot", {"augment_preset": "cnnspot"}, "CNNSpotConfig"),  # test_resnet: the backbone of tiny_arguments
+    ("univfd", {}, "UnivFDConfig"),  # the offline, random frozen CLIP tower
+    ("npr", {}, "NPRConfig"),  # the paper-size network: its width does not depend on --backbone
+])
+def test_baseline_families_train_from_scratch(family, flags, config_class, detection_folder, tmp_path):
+    final_dir = train(parse_training_arguments(tiny_arguments(
+        "classify", detection_folder, tmp_path, family=family, max_steps=2, **flags
+    )))
+    model = AutoModelForImageClassification.from_pretrained(final_dir).eval()
+    assert type(model.config).__name__ == config_class and model.config.image_size == 32
+    scores = pipeline("ai-image-detection", model=str(final_dir))(str(next((detection_folder / "real").iterdir())))
+    assert 0.0 <= fake_score(scores) <= 1.0
 
 
 def test_cli_few_shot_accumulation_bf16(detection_folder, tmp_path):

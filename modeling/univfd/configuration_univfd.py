@@ -2,7 +2,7 @@
 Generative Models")."""
 
 from huggingface_hub.dataclasses import strict
-from transformers import AutoConfig, CLIPVisionConfig, PreTrainedConfig
+from transformers import CLIPConfig, CLIPVisionConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
 DETECTION_ID2LABEL = {0: "real", 1: "fake"}
@@ -19,9 +19,8 @@ CLIP_VIT_LARGE_PATCH14_VISION = {
 }
 
 
-def clip_vision_config(clip_path_or_id: str) -> dict:
+def clip_vision_config(config: CLIPConfig | CLIPVisionConfig) -> dict:
     """The vision tower configuration of a transformers `CLIPModel` or `CLIPVisionModelWithProjection` checkpoint."""
-    config = AutoConfig.from_pretrained(clip_path_or_id)
     if isinstance(config, CLIPVisionConfig):
         return config.to_dict()
     # CLIPModel sizes its visual projection by its top-level projection_dim, whatever the vision config says.

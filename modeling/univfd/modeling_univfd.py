@@ -8,7 +8,7 @@ logits [real, fake] and `softmax(logits)[:, 1]` is P(fake), the contract every a
 
 import torch
 from torch import nn
-from transformers import CLIPModel, CLIPVisionModelWithProjection, PreTrainedModel
+from transformers import AutoConfig, CLIPModel, CLIPVisionConfig, CLIPVisionModelWithProjection, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClassifierOutput
 
 from .configuration_univfd import UnivFDConfig, clip_vision_config
@@ -83,11 +83,11 @@ class UnivFDForImageClassification(UnivFDPreTrainedModel):
     def from_clip(cls, clip_path_or_id: str, **config_kwargs) -> "UnivFDForImageClassification":
         """A new detector (probe freshly initialised) on the vision tower and visual projection of a transformers
         `CLIPModel` or `CLIPVisionModelWithProjection` checkpoint (e.g. openai/clip-vit-large-patch14, the paper's)."""
-        vision_config = clip_vision_config(clip_path_or_id)
-        config = UnivFDConfig(vision_config=vision_config, image_size=vision_config["image_size"], **config_kwargs)
-        model = cls(config)
-        source_class = CLIPVisionModelWithProjection if vision_config["model_type"] == "clip_vision_model" else CLIPModel
-        source = source_class.from_pretrained(clip_path_or_id)
+        clip_config = AutoConfig.from_pretrained(clip_path_or_id)
+        vision_config = clip_vision_config(clip_config)
+        model = cls(UnivFDConfig(vision_config=vision_config, image_size=vision_config["image_size"], **config_kwargs))
+        source_class = CLIPVisionModelWithProjection if isinstance(clip_config, CLIPVisionConfig) else CLIPModel
+        source = source_class.from_pretrained(clip_path_or_id, config=clip_config)
         model.univfd.clip.vision_model.load_state_dict(source.vision_model.state_dict())
         model.univfd.clip.visual_projection.load_state_dict(source.visual_projection.state_dict())
         return model

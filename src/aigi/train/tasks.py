@@ -7,7 +7,13 @@ from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
-from transformers import AutoImageProcessor, AutoModelForImageClassification, PreTrainedConfig, PreTrainedModel
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModelForImageClassification,
+    PreTrainedConfig,
+    PreTrainedModel,
+)
 from transformers.image_processing_backends import PilBackend
 
 from ..data.rescaling import rescale_ratios, sample_rescaling_contrast_batch
@@ -246,7 +252,7 @@ def scratch_processor(args: TrainingArguments) -> PilBackend:
     """The image processor of a run that does not start from a checkpoint."""
     side = args.image_size
     if args.family == "univfd" and args.clip_model:
-        side = clip_vision_config(args.clip_model)["image_size"]  # the CLIP tower's fixed input size
+        side = clip_vision_config(AutoConfig.from_pretrained(args.clip_model))["image_size"]  # the tower's fixed size
     return FAMILIES[args.family].image_processor_class(crop_size={"height": side, "width": side})
 
 
