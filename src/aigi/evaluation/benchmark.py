@@ -1,0 +1,498 @@
+"""`aigi benchmark --config FILE`: train (or load) every listed detector, plus its zero-fake variant, evaluate each
+on each dataset and protocol, and write `leaderboard.md`, `results.json` and plots. Resumable: a finished training,
+head fit or evaluation is found on disk and not repeated; a failed one is reported and the others go on.
+
+The YAML (or JSON) config, paths relative to the working directory:
+
+```yaml
+output_dir: runs/benchmark          # training runs (runs/<name>/) and evaluations (eval/<name>/<dataset>/)
+results_dir: results/benchmark      # leaderboard.md, results.json, plots (default: output_dir)
+train_data: runs/train.csv          # default --train_data of every training below
+jobs: 2                             # trainings side by side, each with threads_per_job intra-op threads
+threads_per_job: 1
+stages:                             # shared prerequisites, trained once, in order; "{stage:NAME}" is NAME's final/
+  dair: {task: dair, patch_size: 96, max_steps: 400}
+zero_fake:                          # added to the training flags of each trained detector's zero-fake variant
+  self_augmentation_dair: "{stage:dair}"
+  p_aug: 0.5
+datasets:                           # protocols: one name, a comma-separated list, or "robustness"
+  external: {data: runs/external_split/test, protocols: robustness}
+  local: {data: runs/local_split/test, protocols: normalized, held_out: [conv_vae]}
+selection:                          # the default detector: best of the trained ones here, never on a test split
+  data: runs/val.csv
+  protocol: normalized
+  target_fpr: 0.05                  # its threshold: this FPR on the selection data's real images
+  max_size_mb: 30
+detectors:
+  npr: {train: {task: classify, family: npr, image_size: 128, patch_size: 64, max_steps: 300}}
+  fiser: {train: {task: fiser, backbone: resnet10t}, head: {head: knn, protocol: normalized}}
+  synerdetect: {model: runs/synerdetect/final}      # evaluated only (never a zero-fake or default candidate)
+```
+
+A detector with a `head` fits it (`aigi fit-head`) on its training data after training; its zero-fake variant fits
+it on the real photos plus one DAIR reconstruction of each (`pseudo_fakes/`), so no generator output is used.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from matplotlib.figure import Figure
+from PIL import Image
+from sklearn.metrics import roc_curve
+
+from .metrics import threshold_at_fpr
+
+ZERO_FAKE_SUFFIX = "zero_fake"
+STAGE_REFERENCE = re.compile(r"\{stage:([A-Za-z0-9_.-]+)\}")
+FINAL = "final"
+
+
+@dataclass
+class DetectorEntry:
+    """One leaderboard row: a detector as listed, or its zero-fake variant."""
+
+    name: str
+    base: str
+    variant: str  # "standard" or "zero-fake"
+    train: dict[str, Any] | None = None
+    head: dict[str, Any] | None = None
+    model: str | None = None
+    status: str = "pending"
+    error: str | None = None
+    model_path: str | None = None
+    size_mb: float | None = None
+    evaluations: dict[str, Any] = field(default_factory=dict)
+    selection: dict[str, Any] | None = None
+
+    @property
+    def trains_here(self) -> bool:
+        return self.train is not None
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    text = Path(path).read_text()
+    config = json.loads(text) if Path(path).suffix == ".json" else yaml.safe_load(text)
+    for key in ("output_dir", "datasets", "detectors"):
+        if key not in config:
+            raise ValueError(f"{path}: the benchmark config needs '{key}'")
+    for name, spec in config["detectors"].items():
+        if ("train" in spec) == ("model" in spec):
+            raise ValueError(f"detector {name!r}: give exactly one of 'train' (trained here) or 'model' (loaded)")
+        if "head" in spec and "train" not in spec:
+            raise ValueError(f"detector {name!r}: a 'head' is fitted after a training; it needs 'train'")
+    return config
+
+
+def training_flags(values: dict[str, Any]) -> list[str]:
+    """`{"max_steps": 10, "dair_channels": [8, 16]}` -> `["--max_steps", "10", "--dair_channels", "8", "16"]`."""
+    flags = []
+    for key, value in values.items():
+        if value is None:
+            continue
+        flags.append(f"--{key}")
+        if isinstance(value, bool):
+            flags.append("true" if value else "false")
+        elif isinstance(value, (list, tuple)):
+            flags.extend(str(item) for item in value)
+        else:
+            flags.append(str(value))
+    return flags
+
+
+class Benchmark:
+    def __init__(self, config: dict[str, Any], only: list[str] | None = None):
+        self.config = config
+        self.output_dir = Path(config["output_dir"])
+        self.results_dir = Path(config.get("results_dir") or self.output_dir)
+        self.jobs = int(config.get("jobs", 1))
+        self.threads_per_job = int(config.get("threads_per_job", 1))
+        self.entries = self._entries(only)
+
+    def _entries(self, only: list[str] | None) -> list[DetectorEntry]:
+        entries = []
+        zero_fake = self.config.get("zero_fake")
+        for name, spec in self.config["detectors"].items():
+            if only and name not in only:
+                continue
+            entries.append(DetectorEntry(name=name, base=name, variant="standard", train=spec.get("train"),
+                                         head=spec.get("head"), model=spec.get("model")))
+            if zero_fake and "train" in spec and spec.get("zero_fake", True):
+                entries.append(DetectorEntry(
+                    name=f"{name}_{ZERO_FAKE_SUFFIX}", base=name, variant="zero-fake",
+                    train={**spec["train"], **zero_fake, "real_only": True}, head=spec.get("head"),
+                ))
+        return entries
+
+    # Paths and references -------------------------------------------------------------------------------------
+    def run_dir(self, name: str) -> Path:
+        return self.output_dir / "runs" / name
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return STAGE_REFERENCE.sub(lambda match: str(self.run_dir(match.group(1)) / FINAL), value)
+        if isinstance(value, list):
+            return [self.resolve(item) for item in value]
+        return value
+
+    # Training -------------------------------------------------------------------------------------------------
+    def train_run(self, name: str, values: dict[str, Any]) -> Path:
+        """Train one run in a subprocess (resuming its latest checkpoint); returns its final/ folder."""
+        run_dir = self.run_dir(name)
+        final = run_dir / FINAL
+        if (final / "config.json").is_file():
+            return final
+        values = {"train_data": self.config.get("train_data"), **values, "output_dir": str(run_dir)}
+        values = {key: self.resolve(value) for key, value in values.items()}
+        if (run_dir / "checkpoints").is_dir():
+            values["resume_from_checkpoint"] = "latest"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        environment = {**os.environ, "OMP_NUM_THREADS": str(self.threads_per_job), "HF_HUB_OFFLINE": "1"}
+        command = [sys.executable, "-m", "aigi.train", *training_flags(values)]
+        log_file = run_dir / "benchmark_train.log"
+        with log_file.open("a") as log:
+            log.write("$ " + " ".join(command) + "\n")
+            log.flush()
+            completed = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
+        if completed.returncode != 0 or not (final / "config.json").is_file():
+            tail = log_file.read_text().strip().splitlines()[-5:]
+            raise RuntimeError(f"training {name} failed (exit {completed.returncode}): " + " | ".join(tail))
+        return final
+
+    def pseudo_fake_set(self, train_data: str, dair: str) -> Path:
+        """The real photos of `train_data` plus one DAIR reconstruction of each: a manifest with no generator output."""
+        manifest = self.output_dir / "pseudo_fakes" / "manifest.csv"
+        if not manifest.is_file():
+            write_pseudo_fake_manifest(train_data, dair, manifest)
+        return manifest
+
+    def prepare(self, entry: DetectorEntry) -> None:
+        """Train (and fit the head of) one trained entry, or check a loaded one; sets status, path and size."""
+        try:
+            if entry.trains_here:
+                final = self.train_run(entry.name, entry.train)
+                if entry.head:
+                    final = self.fit_head(entry, final)
+            else:
+                final = Path(self.resolve(entry.model))
+                if not (final / "config.json").is_file():
+                    raise FileNotFoundError(f"{final} holds no detector (no config.json)")
+            entry.model_path = str(final)
+            entry.size_mb = round(sum(f.stat().st_size for f in final.rglob("*") if f.is_file()) / 1e6, 2)
+            entry.status = "ready"
+        except Exception as error:  # a failed detector is reported, the benchmark goes on
+            entry.status, entry.error = "failed", f"{type(error).__name__}: {error}"
+
+    def fit_head(self, entry: DetectorEntry, encoder: Path) -> Path:
+        from ..train.heads import fit_head
+
+        output = self.run_dir(f"{entry.name}_{entry.head['head']}")
+        if (output / "config.json").is_file():
+            return output
+        options = dict(entry.head)
+        head = options.pop("head")
+        data = self.resolve(entry.train.get("train_data") or self.config.get("train_data"))
+        if entry.variant == "zero-fake":
+            data = str(self.pseudo_fake_set(data, self.resolve(entry.train["self_augmentation_dair"])))
+        fit_head(str(encoder), data, output, head=head, **options)
+        return output
+
+    # Evaluation -----------------------------------------------------------------------------------------------
+    def evaluate(self, entry: DetectorEntry, dataset: str, spec: dict[str, Any]) -> dict[str, Any]:
+        from .runner import evaluate_detector, evaluate_robustness, parse_protocols
+
+        protocols = parse_protocols(str(spec.get("protocols", "normalized")))
+        output = self.output_dir / "eval" / entry.name / dataset
+        data, split = self.resolve(spec["data"]), spec.get("split")
+        results = {}
+        for protocol in protocols:
+            metrics_file = (output / protocol if len(protocols) > 1 else output) / "metrics.json"
+            if not metrics_file.is_file():
+                if len(protocols) > 1:
+                    evaluate_robustness(entry.model_path, data, str(output), protocols=protocols, split=split)
+                else:
+                    evaluate_detector(entry.model_path, data, str(output), protocol=protocol, split=split)
+            results[protocol] = {**json.loads(metrics_file.read_text()),
+                                 "predictions": str(metrics_file.parent / "predictions.csv")}
+        return results
+
+    def select(self, entry: DetectorEntry) -> None:
+        """Pooled metrics on the selection data, and the threshold for `target_fpr` on its real images."""
+        spec = self.config["selection"]
+        protocol = spec.get("protocol", "normalized")
+        evaluation = self.evaluate(entry, "selection", {"data": spec["data"], "protocols": protocol,
+                                                         "split": spec.get("split")})[protocol]
+        labels, scores, _ = read_predictions(evaluation["predictions"])
+        entry.selection = {
+            **evaluation["pooled"],
+            "threshold_at_target_fpr": threshold_at_fpr(scores[labels == 0], float(spec.get("target_fpr", 0.05))),
+            "target_fpr": float(spec.get("target_fpr", 0.05)),
+            "protocol": protocol,
+        }
+
+    def process(self, entry: DetectorEntry) -> None:
+        """Prepare one entry, then evaluate it on every dataset (and the selection data when it trains here)."""
+        self.prepare(entry)
+        if entry.status != "ready":
+            return
+        try:
+            for dataset, spec in self.config["datasets"].items():
+                entry.evaluations[dataset] = self.evaluate(entry, dataset, spec)
+            if self.config.get("selection") and entry.trains_here:
+                self.select(entry)
+            entry.status = "ok"
+        except Exception as error:
+            entry.status, entry.error = "failed", f"{type(error).__name__}: {error}"
+            traceback.print_exc()
+
+    def run(self) -> dict[str, Any]:
+        import torch
+
+        for name, values in (self.config.get("stages") or {}).items():
+            try:
+                self.train_run(name, values)
+            except RuntimeError as error:
+                print(f"benchmark: stage {name} failed: {error}", file=sys.stderr)
+        # Evaluations run in this process, `jobs` at a time: one intra-op thread budget per job.
+        torch.set_num_threads(self.threads_per_job)
+        with ThreadPoolExecutor(max_workers=max(1, self.jobs)) as pool:
+            list(pool.map(self.process, self.entries))
+        return self.write_results()
+
+    # Results --------------------------------------------------------------------------------------------------
+    def default_choice(self) -> dict[str, Any] | None:
+        spec = self.config.get("selection")
+        if not spec:
+            return None
+        max_size = float(spec.get("max_size_mb", 30))
+        candidates = [entry for entry in self.entries if entry.status == "ok" and entry.trains_here
+                      and entry.selection and entry.selection["auroc"] is not None and entry.size_mb <= max_size]
+        if not candidates:
+            return None
+        best = max(candidates, key=lambda entry: entry.selection["auroc"])
+        return {"name": best.name, "model_path": best.model_path, "size_mb": best.size_mb,
+                "selection_auroc": best.selection["auroc"], "threshold": best.selection["threshold_at_target_fpr"],
+                "target_fpr": best.selection["target_fpr"], "selection_data": spec["data"],
+                "protocol": best.selection["protocol"],
+                "rule": f"highest pooled AUROC on the selection data among detectors trained here of <= {max_size} MB"}
+
+    def write_results(self) -> dict[str, Any]:
+        self.results_dir.mkdir(parents=True, exist_ok=True)
+        datasets = self.config["datasets"]
+        results = {
+            "config": self.config,
+            "detectors": [summarise(entry, datasets) for entry in self.entries],
+            "default_detector": self.default_choice(),
+        }
+        (self.results_dir / "results.json").write_text(json.dumps(results, indent=2, allow_nan=False) + "\n")
+        (self.results_dir / "leaderboard.md").write_text(format_leaderboard(results))
+        write_plots(self.entries, datasets, self.results_dir)
+        return results
+
+
+def first_protocol(spec: dict[str, Any]) -> str:
+    from .runner import parse_protocols
+
+    return parse_protocols(str(spec.get("protocols", "normalized")))[0]
+
+
+def summarise(entry: DetectorEntry, datasets: dict[str, Any]) -> dict[str, Any]:
+    """The leaderboard numbers of one entry: per dataset, the pooled metrics of its first protocol, the
+    per-generator AUROC, the held-out generators' AUROC and, with several protocols, the mean AUROC over them."""
+    summary = {"name": entry.name, "base": entry.base, "variant": entry.variant, "trains_here": entry.trains_here,
+               "status": entry.status, "error": entry.error, "model_path": entry.model_path,
+               "size_mb": entry.size_mb, "selection": entry.selection, "datasets": {}}
+    for dataset, evaluations in entry.evaluations.items():
+        protocol = first_protocol(datasets[dataset])
+        main = evaluations[protocol]
+        held_out = datasets[dataset].get("held_out") or []
+        per_generator = {name: metrics["auroc"] for name, metrics in main["per_generator"].items()}
+        row = {"protocol": protocol, **{key: main["pooled"][key] for key in ("auroc", "ap", "acc", "ece", "n")},
+               "per_generator_auroc": per_generator,
+               "held_out_auroc": {name: per_generator.get(name) for name in held_out}}
+        if len(evaluations) > 1:
+            row["robustness_auroc"] = {name: result["pooled"]["auroc"] for name, result in evaluations.items()}
+            values = [value for value in row["robustness_auroc"].values() if value is not None]
+            row["mean_robustness_auroc"] = float(np.mean(values)) if values else None
+        summary["datasets"][dataset] = row
+    return summary
+
+
+def _cell(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def format_leaderboard(results: dict[str, Any]) -> str:
+    datasets = results["config"]["datasets"]
+    titles = ["detector", "variant", "MB"]
+    for dataset, spec in datasets.items():
+        titles += [f"{dataset} AUROC", f"{dataset} AP", f"{dataset} ECE"]
+        titles += [f"{dataset} AUROC {name} (held out)" for name in spec.get("held_out") or []]
+        if len(_protocols(spec)) > 1:
+            titles.append(f"{dataset} mean AUROC over {len(_protocols(spec))} protocols")
+    titles += ["selection AUROC", "status"]
+    lines = ["| " + " | ".join(titles) + " |", "|---|---|" + "---:|" * (len(titles) - 3) + "---|"]
+    for row in results["detectors"]:
+        cells = [row["name"], row["variant"], _cell(row["size_mb"]).rstrip("0").rstrip(".") if row["size_mb"] else "–"]
+        for dataset, spec in datasets.items():
+            values = row["datasets"].get(dataset, {})
+            cells += [_cell(values.get("auroc")), _cell(values.get("ap")), _cell(values.get("ece"))]
+            cells += [_cell(values.get("held_out_auroc", {}).get(name)) for name in spec.get("held_out") or []]
+            if len(_protocols(spec)) > 1:
+                cells.append(_cell(values.get("mean_robustness_auroc")))
+        cells.append(_cell((row["selection"] or {}).get("auroc")))
+        cells.append(row["status"] if row["status"] == "ok" else f"{row['status']}: {row['error']}")
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    protocols = ", ".join(f"{name}: `{first_protocol(spec)}`" for name, spec in datasets.items())
+    notes = [
+        "",
+        f"Pooled metrics per dataset under its first protocol ({protocols}); a per-generator AUROC uses all reals of "
+        "the dataset plus that generator's fakes. 'held out': generators no training run saw. zero-fake: trained on "
+        "the real photos with DAIR pseudo-fakes as the only fakes. ECE: 15-bin expected calibration error of P(fake).",
+    ]
+    choice = results.get("default_detector")
+    if choice:
+        notes.append(
+            f"\nDefault detector by the selection rule ({choice['rule']}, selection data `{choice['selection_data']}`,"
+            f" protocol `{choice['protocol']}`): **{choice['name']}** (selection AUROC {choice['selection_auroc']:.3f},"
+            f" threshold {choice['threshold']:.4f} for {choice['target_fpr']:.0%} FPR on the selection reals)."
+        )
+    return "\n".join(lines + notes) + "\n"
+
+
+def _protocols(spec: dict[str, Any]) -> list[str]:
+    from .runner import parse_protocols
+
+    return parse_protocols(str(spec.get("protocols", "normalized")))
+
+
+def read_predictions(path: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    labels = np.array([int(row["label"]) for row in rows])
+    scores = np.array([float(row["score"]) for row in rows])
+    return labels, scores, [row["generator"] for row in rows]
+
+
+def write_plots(entries: list[DetectorEntry], datasets: dict[str, Any], directory: Path) -> None:
+    """Per dataset: per-generator AUROC bars and ROC overlays; with several protocols, robustness curves."""
+    done = [entry for entry in entries if entry.status == "ok"]
+    if not done:
+        return
+    for dataset, spec in datasets.items():
+        protocol = first_protocol(spec)
+        evaluations = {entry.name: entry.evaluations[dataset] for entry in done if dataset in entry.evaluations}
+        if not evaluations:
+            continue
+        _per_generator_bars(evaluations, protocol, f"{dataset} ({protocol})").savefig(
+            directory / f"per_generator_auroc_{dataset}.png", dpi=120)
+        _roc_overlay(evaluations, protocol, f"{dataset} ({protocol})").savefig(directory / f"roc_{dataset}.png", dpi=120)
+        if len(_protocols(spec)) > 1:
+            _robustness_curves(evaluations, f"{dataset}: robustness").savefig(
+                directory / f"robustness_{dataset}.png", dpi=120)
+
+
+def _per_generator_bars(evaluations: dict[str, Any], protocol: str, title: str) -> Figure:
+    generators = sorted({name for result in evaluations.values() for name in result[protocol]["per_generator"]})
+    groups = [*generators, "pooled"]
+    figure = Figure(figsize=(max(7.0, 0.9 * len(groups) * max(1, len(evaluations)) / 3 + 3), 4.8), layout="constrained")
+    axes = figure.add_subplot()
+    width = 0.8 / len(evaluations)
+    for index, (name, result) in enumerate(evaluations.items()):
+        values = [(result[protocol]["per_generator"].get(group) or {}).get("auroc") if group != "pooled"
+                  else result[protocol]["pooled"]["auroc"] for group in groups]
+        heights = [np.nan if value is None else value for value in values]
+        axes.bar(np.arange(len(groups)) + (index - (len(evaluations) - 1) / 2) * width, heights, width, label=name)
+    axes.axhline(0.5, color="grey", linestyle="--", linewidth=1)
+    axes.set_xticks(np.arange(len(groups)), groups, rotation=35, ha="right")
+    axes.set(ylim=(0, 1.02), ylabel="AUROC (reals + that generator's fakes)", title=title)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
+    return figure
+
+
+def _roc_overlay(evaluations: dict[str, Any], protocol: str, title: str) -> Figure:
+    figure = Figure(figsize=(6.4, 5.2), layout="constrained")
+    axes = figure.add_subplot()
+    for name, result in evaluations.items():
+        labels, scores, _ = read_predictions(result[protocol]["predictions"])
+        if labels.min() == labels.max():
+            continue
+        fpr, tpr, _ = roc_curve(labels, scores)
+        auroc = result[protocol]["pooled"]["auroc"]
+        axes.plot(fpr, tpr, label=f"{name} ({auroc:.3f})")
+    axes.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
+    axes.set(xlabel="false-positive rate (reals called fake)", ylabel="true-positive rate (fakes caught)", title=title)
+    axes.legend(loc="lower right", fontsize="small")
+    return figure
+
+
+def _robustness_curves(evaluations: dict[str, Any], title: str) -> Figure:
+    protocols = list(next(iter(evaluations.values())))
+    figure = Figure(figsize=(max(6.5, 0.7 * len(protocols) + 3), 4.6), layout="constrained")
+    axes = figure.add_subplot()
+    for name, result in evaluations.items():
+        values = [result.get(protocol, {}).get("pooled", {}).get("auroc") for protocol in protocols]
+        axes.plot(range(len(protocols)), [np.nan if value is None else value for value in values], marker="o",
+                  label=name)
+    axes.axhline(0.5, color="grey", linestyle="--", linewidth=1)
+    axes.set_xticks(range(len(protocols)), protocols, rotation=35, ha="right")
+    axes.set(ylim=(0, 1.02), ylabel="pooled AUROC", title=title)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
+    return figure
+
+
+def write_pseudo_fake_manifest(train_data: str, dair: str, manifest: Path, crop: int = 256, seed: int = 0) -> None:
+    """Each real photo of `train_data` (centre-cropped to `crop`) and its reconstruction by the frozen DAIR under a
+    random architecture, as PNGs, listed in a CSV manifest (generator `dair_pseudo_fake`)."""
+    import random
+
+    import torch
+    from tqdm.auto import tqdm
+
+    from ..dair import DAIR
+    from ..data.records import load_record_image
+    from ..data.transforms import center_crop_or_pad
+    from ..image_io import ImageLoadError
+    from ..train.fiser import PSEUDO_FAKE_GENERATOR
+    from ..train.samples import real_photos
+
+    dair_model = DAIR.from_pretrained(dair).eval()
+    rng = random.Random(seed)
+    folder = manifest.parent
+    (folder / "real").mkdir(parents=True, exist_ok=True)
+    (folder / "fake").mkdir(exist_ok=True)
+    rows = []
+    for index, record in enumerate(tqdm(real_photos(train_data), desc="DAIR pseudo-fakes", unit="img")):
+        try:
+            image = center_crop_or_pad(load_record_image(record), crop)
+        except ImageLoadError:
+            continue
+        pixels = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255).permute(2, 0, 1)[None]
+        with torch.inference_mode():
+            reconstruction = dair_model(pixels, architecture=dair_model.sample_architecture(rng))[0].clamp(0, 1)
+        real_name, fake_name = f"real/{index:05d}.png", f"fake/{index:05d}.png"
+        image.save(folder / real_name)
+        fake = np.round(reconstruction.permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+        Image.fromarray(fake).save(folder / fake_name)
+        rows += [{"path": real_name, "label": "real", "generator": "real", "source": record.source},
+                 {"path": fake_name, "label": "fake", "generator": PSEUDO_FAKE_GENERATOR, "source": record.source}]
+    with manifest.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["path", "label", "generator", "source"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def run_benchmark(config_path: str, only: list[str] | None = None) -> dict[str, Any]:
+    return Benchmark(load_config(config_path), only=only).run()
