@@ -42,7 +42,7 @@ import re
 import subprocess
 import sys
 import traceback
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -260,16 +260,39 @@ class Benchmark:
     def run(self) -> dict[str, Any]:
         import torch
 
-        for name, values in (self.config.get("stages") or {}).items():
-            try:
-                self.train_run(name, values)
-            except RuntimeError as error:
-                print(f"benchmark: stage {name} failed: {error}", file=sys.stderr)
         # Evaluations run in this process, `jobs` at a time: one intra-op thread budget per job.
         torch.set_num_threads(self.threads_per_job)
+        stages: dict[str, Future] = {}
         with ThreadPoolExecutor(max_workers=max(1, self.jobs)) as pool:
-            list(pool.map(self.process, self.entries))
+            # Stages are queued first, in order, so a job waiting for one never holds up the stage itself.
+            for name, values in (self.config.get("stages") or {}).items():
+                stages[name] = pool.submit(self._after_stages, stages, values, self.train_run, name, values)
+            entries = [pool.submit(self._process_after_stages, stages, entry) for entry in self.entries]
+            for name, future in stages.items():
+                try:
+                    future.result()
+                except Exception as error:
+                    print(f"benchmark: stage {name} failed: {error}", file=sys.stderr)
+            for future in entries:
+                future.result()
         return self.write_results()
+
+    def _process_after_stages(self, stages: dict[str, Future], entry: DetectorEntry) -> None:
+        try:
+            self._after_stages(stages, {**(entry.train or {}), "model": entry.model}, lambda: None)
+        except Exception as error:
+            entry.status, entry.error = "failed", f"a stage it needs failed: {type(error).__name__}: {error}"
+            return
+        self.process(entry)
+
+    @staticmethod
+    def _after_stages(stages: dict[str, Future], values: dict[str, Any], function, *args):
+        """Wait for the stages that `values` refers to (a failed one fails this job too), then run `function`."""
+        for name in sorted({match for value in values.values() for match in STAGE_REFERENCE.findall(str(value))}):
+            if name not in stages:
+                raise ValueError(f"'{{stage:{name}}}' names no stage listed before it")
+            stages[name].result()
+        return function(*args)
 
     # Results --------------------------------------------------------------------------------------------------
     def default_choice(self) -> dict[str, Any] | None:
