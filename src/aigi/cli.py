@@ -170,7 +170,12 @@ def run_detect_streaming(args) -> int:
     from .image_io import collect_image_files
     from .registry import resolve_model
 
+    from .distributed import launch_state
+
     try:
+        if launch_state().num_processes > 1:
+            raise ValueError("streaming (--output / --data) writes one file from one process; launch it without "
+                             "accelerate, or shard with `accelerate launch -m aigi detect PATHS --json`")
         if not args.output:
             raise ValueError("--data needs --output FILE (.csv or .jsonl)")
         if bool(args.data) == bool(args.paths):

@@ -115,10 +115,15 @@ def register_pipeline_task() -> None:
     from transformers import AutoModelForImageClassification
     from transformers.pipelines import PIPELINE_REGISTRY
 
+    from .registry import default_detector_path
+
+    default_path = default_detector_path()
     PIPELINE_REGISTRY.register_pipeline(
         "ai-image-detection",
         pipeline_class=AIImageDetectionPipeline,
         pt_model=AutoModelForImageClassification,
+        # The bundled default detector: `pipeline("ai-image-detection")` works offline with no model argument.
+        default={"model": (default_path, None)} if default_path else None,
         type="image",
     )
 

@@ -33,7 +33,16 @@ from .modeling.univfd import UnivFDConfig, UnivFDForImageClassification, UnivFDI
 
 BUNDLED_CHECKPOINTS_DIR = Path(__file__).parent / "checkpoints"
 SAMPLES_DIR = Path(__file__).parent / "samples"
-DEFAULT_DETECTOR: str | None = None
+DEFAULT_DETECTOR_FILE = BUNDLED_CHECKPOINTS_DIR / "default.json"  # written by recipes/ship_default_detector.py
+
+
+def _bundled_default() -> str | None:
+    if not DEFAULT_DETECTOR_FILE.is_file():
+        return None
+    return json.loads(DEFAULT_DETECTOR_FILE.read_text())["name"]
+
+
+DEFAULT_DETECTOR: str | None = _bundled_default()
 
 
 @dataclass(frozen=True)
@@ -147,6 +156,13 @@ def bundled_checkpoints() -> list[dict]:
             }
         )
     return checkpoints
+
+
+def default_detector_path() -> str | None:
+    """Folder of the bundled default detector (None if this install ships none)."""
+    if DEFAULT_DETECTOR is None:
+        return None
+    return str(BUNDLED_CHECKPOINTS_DIR / DEFAULT_DETECTOR)
 
 
 def resolve_model(name_or_path: str | None) -> str:
