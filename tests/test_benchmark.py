@@ -67,6 +67,9 @@ def test_every_detector_gets_a_row_and_a_failure_is_reported(benchmark_run):
     assert rows["cnn_zero_fake"]["variant"] == "zero-fake"
     leaderboard = (root / "results" / "leaderboard.md").read_text()
     assert "| cnn_zero_fake | zero-fake |" in leaderboard and "failed: FileNotFoundError" in leaderboard
+    copied = root / "results" / "eval" / "cnn" / "folder" / "jpeg_q50" / "metrics.json"
+    assert json.loads(copied.read_text())["pooled"]["auroc"] == rows["cnn"]["datasets"]["folder"][
+        "robustness_auroc"]["jpeg_q50"]
     for plot in ("per_generator_auroc_folder.png", "roc_folder.png", "robustness_folder.png"):
         assert (root / "results" / plot).read_bytes()[:4] == b"\x89PNG"
 

@@ -39,6 +39,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import traceback
@@ -322,7 +323,19 @@ class Benchmark:
         (self.results_dir / "results.json").write_text(json.dumps(results, indent=2, allow_nan=False) + "\n")
         (self.results_dir / "leaderboard.md").write_text(format_leaderboard(results))
         write_plots(self.entries, datasets, self.results_dir)
+        self.copy_reports()
         return results
+
+    def copy_reports(self) -> None:
+        """The JSON and Markdown reports of every evaluation into results_dir/eval/ (predictions and plots stay in
+        output_dir)."""
+        if self.results_dir == self.output_dir:
+            return
+        for report in sorted((self.output_dir / "eval").rglob("*")):
+            if report.suffix in (".json", ".md"):
+                target = self.results_dir / report.relative_to(self.output_dir)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(report, target)
 
 
 def first_protocol(spec: dict[str, Any]) -> str:
