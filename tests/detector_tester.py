@@ -162,3 +162,19 @@ class DetectorModelTesterMixin:
         with torch.no_grad():
             expected = float(fake_probabilities(model, pixel_values)[0])
         assert fake_score(output) == pytest.approx(expected, abs=1e-5)
+
+    def test_remote_code_loads_without_aigi(self, tmp_path):
+        torch.manual_seed(0)
+        model_dir, image_path = tmp_path / "model", tmp_path / "probe.png"
+        model = self.trained_model()
+        model.save_pretrained(model_dir)
+        processor = self.tiny_processor()
+        processor.save_pretrained(model_dir)
+        image = random_image(self.image_size + 8, self.image_size + 4, seed=9)
+        image.save(image_path)
+        with torch.no_grad():
+            expected = float(fake_probabilities(model, processor(images=image, return_tensors="pt")["pixel_values"])[0])
+        result = load_without_aigi(model_dir, image_path, tmp_path)
+        assert result["model"] == self.model_class.__name__ and result["base"] == self.base_model_class.__name__
+        assert result["module"].startswith("transformers_modules.")
+        assert fake_score(result["output"]) == pytest.approx(expected, abs=1e-5)

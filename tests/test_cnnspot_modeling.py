@@ -1,12 +1,16 @@
 import numpy as np
 import pytest
 import torch
+from aigi.modeling.cnnspot import (
+    CNNSpotConfig,
+    CNNSpotForImageClassification,
+    CNNSpotImageProcessor,
+    CNNSpotModel,
+)
+from detector_tester import DetectorModelTesterMixin, random_image
 from PIL import Image
 
 from aigi.data.transforms import AUGMENT_PRESETS, TrainingAugment, gaussian_blur
-from aigi.modeling.cnnspot import CNNSpotConfig, CNNSpotForImageClassification, CNNSpotImageProcessor, CNNSpotModel
-from aigi.pipeline import fake_probabilities, fake_score
-from detector_tester import DetectorModelTesterMixin, load_without_aigi, random_image
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
@@ -63,20 +67,3 @@ def test_blur_kernel_reaches_four_sigma_and_sigma_zero_is_the_identity():
 
     # Five pixels before the step: reached by the 25-tap kernel of sigma 3 (12 = int(4 * 3 + 0.5) each way), not by 5.
     assert blurred(None)[16] > 0 and blurred(5)[16] == 0
-
-
-def test_remote_code_loads_without_aigi(tmp_path):
-    torch.manual_seed(0)
-    model_dir, image_path = tmp_path / "model", tmp_path / "probe.png"
-    model = CNNSpotForImageClassification(CNNSpotConfig(backbone="test_resnet", image_size=32)).eval()
-    model.save_pretrained(model_dir)
-    processor = CNNSpotImageProcessor(crop_size={"height": 32, "width": 32})
-    processor.save_pretrained(model_dir)
-    image = random_image(40, 36, seed=9)
-    image.save(image_path)
-    with torch.no_grad():
-        expected = float(fake_probabilities(model, processor(images=image, return_tensors="pt")["pixel_values"])[0])
-    result = load_without_aigi(model_dir, image_path, tmp_path)
-    assert result["model"] == "CNNSpotForImageClassification" and result["base"] == "CNNSpotModel"
-    assert result["module"].startswith("transformers_modules.")
-    assert fake_score(result["output"]) == pytest.approx(expected, abs=1e-5)

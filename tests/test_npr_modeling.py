@@ -1,6 +1,5 @@
 import pytest
 import torch
-
 from aigi.modeling.npr import (
     NPRConfig,
     NPRForImageClassification,
@@ -8,8 +7,7 @@ from aigi.modeling.npr import (
     NPRModel,
     neighboring_pixel_residual,
 )
-from aigi.pipeline import fake_probabilities, fake_score
-from detector_tester import DetectorModelTesterMixin, load_without_aigi, random_image
+from detector_tester import DetectorModelTesterMixin
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
@@ -77,20 +75,3 @@ def test_processor_defaults_are_imagenet_at_224():
 def test_invalid_architectures_are_refused(overrides):
     with pytest.raises(Exception, match="layers|width|image_size"):
         NPRConfig(**overrides)
-
-
-def test_remote_code_loads_without_aigi(tmp_path):
-    torch.manual_seed(0)
-    model_dir, image_path = tmp_path / "model", tmp_path / "probe.png"
-    model = NPRForImageClassification(tiny_npr_config()).eval()
-    model.save_pretrained(model_dir)
-    processor = NPRImageProcessor(crop_size={"height": 32, "width": 32})
-    processor.save_pretrained(model_dir)
-    image = random_image(40, 36, seed=9)
-    image.save(image_path)
-    with torch.no_grad():
-        expected = float(fake_probabilities(model, processor(images=image, return_tensors="pt")["pixel_values"])[0])
-    result = load_without_aigi(model_dir, image_path, tmp_path)
-    assert result["model"] == "NPRForImageClassification" and result["base"] == "NPRModel"
-    assert result["module"].startswith("transformers_modules.")
-    assert fake_score(result["output"]) == pytest.approx(expected, abs=1e-5)

@@ -1,8 +1,16 @@
 import pytest
 import torch
 from accelerate import init_empty_weights
+from aigi.modeling.univfd import (
+    UnivFDConfig,
+    UnivFDForImageClassification,
+    UnivFDImageProcessor,
+    UnivFDModel,
+)
+from detector_tester import DetectorModelTesterMixin
 from huggingface_hub.errors import StrictDataclassError
 from safetensors.torch import load_file
+from test_training import tiny_arguments
 from transformers import (
     AutoModelForImageClassification,
     CLIPConfig,
@@ -11,11 +19,7 @@ from transformers import (
     CLIPVisionModelWithProjection,
 )
 
-from aigi.modeling.univfd import UnivFDConfig, UnivFDForImageClassification, UnivFDImageProcessor, UnivFDModel
-from aigi.pipeline import fake_probabilities, fake_score
 from aigi.train import parse_training_arguments, train
-from detector_tester import DetectorModelTesterMixin, load_without_aigi, random_image
-from test_training import tiny_arguments
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
@@ -142,20 +146,3 @@ def test_training_from_clip_trains_only_the_probe(detection_folder, tmp_path):
 def test_baseline_flags_are_validated(flags, message):
     with pytest.raises(ValueError, match=message):
         parse_training_arguments(["--task", "classify", "--train_data", "d", "--output_dir", "o", *flags])
-
-
-def test_remote_code_loads_without_aigi(tmp_path):
-    torch.manual_seed(0)
-    model_dir, image_path = tmp_path / "model", tmp_path / "probe.png"
-    model = UnivFDForImageClassification(tiny_univfd_config()).eval()
-    model.save_pretrained(model_dir)
-    processor = UnivFDImageProcessor(crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE})
-    processor.save_pretrained(model_dir)
-    image = random_image(IMAGE_SIZE + 8, IMAGE_SIZE + 4, seed=9)
-    image.save(image_path)
-    with torch.no_grad():
-        expected = float(fake_probabilities(model, processor(images=image, return_tensors="pt")["pixel_values"])[0])
-    result = load_without_aigi(model_dir, image_path, tmp_path)
-    assert result["model"] == "UnivFDForImageClassification" and result["base"] == "UnivFDModel"
-    assert result["module"].startswith("transformers_modules.")
-    assert fake_score(result["output"]) == pytest.approx(expected, abs=1e-5)
