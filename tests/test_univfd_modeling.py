@@ -142,6 +142,7 @@ def test_training_from_clip_trains_only_the_probe(detection_folder, tmp_path):
     (["--clip_model", "c"], "--clip_model applies"),
     (["--clip_model", "c", "--family", "univfd", "--model", "m"], "--clip_model applies"),
     (["--family", "npr", "--backbone_pretrained", "true"], "--backbone_pretrained applies"),
+    (["--family", "univfd", "--image_size", "128", "--patch_size", "64"], "--patch_size must equal --image_size"),
 ])
 def test_baseline_flags_are_validated(flags, message):
     with pytest.raises(ValueError, match=message):

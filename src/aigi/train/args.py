@@ -175,6 +175,10 @@ class TrainingArguments:
         _check_probability("p_aug", self.p_aug)
         if self.real_only and not (self.self_augmentation_dair and self.p_aug > 0):
             raise ValueError("--real_only needs --self_augmentation_dair and --p_aug > 0: they make its only fakes")
+        if (self.task == "classify" and self.family == "univfd" and self.model is None and not self.clip_model
+                and self.patch_size != self.image_size):
+            # A ViT's position embeddings fix its input size: the training crop is the inference crop.
+            raise ValueError("--family univfd trains on crops of its input size: --patch_size must equal --image_size")
         if self.task == "synerdetect":
             if self.model is None and not (self.clip_model and self.diffusion_model):
                 raise ValueError("synerdetect needs --model, or --clip_model and --diffusion_model for a new detector")
