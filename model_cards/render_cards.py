@@ -2,7 +2,8 @@
 
 Run from the repository root: `.venv/bin/python model_cards/render_cards.py`. Each card describes a checkpoint trained
 here (its weights are not in git; its recipe rebuilds them to the `runs/` folder the card names), with the threshold
-and crop of its saved config; SynerDetect, never trained here, gets its family card without results.
+and crop of its saved config; SynerDetect, never trained here, gets its family card without results. The card of the
+bundled default detector (weights in the package) adds its row of the benchmark leaderboard.
 """
 
 import json
@@ -10,6 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from aigi.hub.cards import Evaluation, render_model_card, training_data_from_run
+from aigi.registry import DEFAULT_DETECTOR, default_detector_path
 
 RESULTS = Path("results")
 EXTERNAL_DATA_LICENSE = (
@@ -53,11 +55,50 @@ CARDS = {
     ),
 }
 
+
+def benchmark_section(record: dict) -> str:
+    """The default detector's leaderboard figures, its selection and its calibration, as card Markdown."""
+    choice, row = record["default_detector"], record["results"]
+    lines = ["## Benchmark (`bash recipes/benchmark_external_local.sh`)", "",
+             f"Chosen by `aigi benchmark` ({choice['rule']}; selection data: the validation splits, "
+             f"`{choice['selection_data']}`, protocol `{choice['protocol']}`): selection AUROC "
+             f"{choice['selection_auroc']:.3f}. Threshold {choice['threshold']:.4f}: {choice['target_fpr']:.0%} of "
+             "the selection data's real images score at or above it.", "",
+             "| test data | protocol | AUROC | AP | Acc at the threshold | ECE | held-out generator AUROC |",
+             "|---|---|---:|---:|---:|---:|---|"]
+    for dataset, values in row["datasets"].items():
+        held_out = ", ".join(f"{name} {value:.3f}" for name, value in values["held_out_auroc"].items()) or "–"
+        lines.append(f"| {dataset} | {values['protocol']} | {values['auroc']:.3f} | {values['ap']:.3f} | "
+                     f"{values['acc']:.3f} | {values['ece']:.3f} | {held_out} |")
+    lines += ["", "Acc and ECE are measured at the checkpoint's threshold at the time of the benchmark (0.5); all "
+              "figures and the other detectors are in `results/benchmark/leaderboard.md`.", ""]
+    return "\n".join(lines)
+
+
+if DEFAULT_DETECTOR is not None:
+    default_dir = Path(default_detector_path())
+    record = json.loads((default_dir / "benchmark.json").read_text())
+    eval_dir = RESULTS / "benchmark" / "eval" / record["default_detector"]["name"]
+    CARDS[f"{DEFAULT_DETECTOR}.md"] = dict(
+        config=SimpleNamespace(**json.loads((default_dir / "config.json").read_text())),
+        model_name=f"{DEFAULT_DETECTOR} (aigi's bundled default detector)",
+        model_path=f"src/aigi/checkpoints/{DEFAULT_DETECTOR}",
+        evaluation=Evaluation(
+            eval_dir / "local" / "metrics.json",
+            dataset_name="local generators test split (208 real crops, 6 x 50 fakes; conv_vae never trained on)",
+            dataset_id="aigi/local_generators", split="test", protocol="normalized",
+        ),
+        training_data=training_data_from_run(RESULTS / "benchmark" / "default_detector"),
+        extra=benchmark_section(record),
+    )
+
 for file_name, card in CARDS.items():
     rendered = render_model_card(
         card["config"], model_name=card["model_name"], repo_id=card["model_path"], evaluation=card["evaluation"],
         training_data=card["training_data"] or "Not recorded with this checkpoint.",
         data_license=EXTERNAL_DATA_LICENSE if card["evaluation"] else "no data used yet.",
     )
+    if card.get("extra"):
+        rendered.content = rendered.content.replace("## Limitations", card["extra"] + "\n## Limitations", 1)
     rendered.save(Path(__file__).parent / file_name)
     print(f"wrote model_cards/{file_name}")

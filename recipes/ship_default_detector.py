@@ -49,6 +49,13 @@ def main() -> None:
     # The calibration scores, so that anyone can recompute the threshold (tests/test_default_detector.py does).
     selection = Path(results["config"]["output_dir"]) / "eval" / choice["name"] / "selection" / "predictions.csv"
     shutil.copy2(selection, Path(args.results).parent / "default_detector_selection_predictions.csv")
+    # Its training record, for the model card (model_cards/render_cards.py).
+    run_dir = Path(results["config"]["output_dir"]) / "runs" / choice["name"]
+    record_dir = Path(args.results).parent / "default_detector"
+    record_dir.mkdir(exist_ok=True)
+    for file_name in ("training_args.json", "log.jsonl", "log.png", "process_0.json"):
+        if (run_dir / file_name).is_file():
+            shutil.copy2(run_dir / file_name, record_dir / file_name)
     DEFAULT_DETECTOR_FILE.write_text(json.dumps({"name": name}, indent=2) + "\n")
     print(f"bundled {name} ({size / 1e6:.2f} MB, threshold {choice['threshold']:.4f}) in {target}")
 
