@@ -37,6 +37,15 @@ def main() -> None:
     config = AutoConfig.from_pretrained(source)
     config.decision_threshold = choice["threshold"]
     config.save_pretrained(target)
+    # The package holds the modeling code once (aigi.modeling): no remote-code copies or auto_map in the bundle;
+    # `aigi export` writes both for the Hub.
+    for code_file in target.glob("*.py"):
+        code_file.unlink()
+    config_values = json.loads((target / "config.json").read_text())
+    config_values.pop("auto_map", None)
+    (target / "config.json").write_text(json.dumps(config_values, indent=2, sort_keys=True) + "\n")
+    for file in target.iterdir():
+        file.chmod(0o644)
     (target / "benchmark.json").write_text(json.dumps(
         {"default_detector": choice, "results": row, "results_file": args.results}, indent=2) + "\n")
     size = directory_size(target)

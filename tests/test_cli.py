@@ -12,6 +12,9 @@ def test_models_json_lists_bundled_checkpoints(capsys):
     assert isinstance(checkpoints, list)
     for checkpoint in checkpoints:
         assert set(checkpoint) == {"name", "family", "path", "size_bytes"}
+    from aigi.registry import DEFAULT_DETECTOR
+
+    assert DEFAULT_DETECTOR in [checkpoint["name"] for checkpoint in checkpoints]
 
 
 def test_models_lists_families(capsys):
@@ -19,7 +22,10 @@ def test_models_lists_families(capsys):
     assert "rescalecl" in capsys.readouterr().out
 
 
-def test_detect_without_model_says_what_to_do(detection_folder, capsys):
+def test_detect_without_model_and_without_a_bundled_default_says_what_to_do(detection_folder, capsys, monkeypatch):
+    import aigi.registry
+
+    monkeypatch.setattr(aigi.registry, "DEFAULT_DETECTOR", None)
     assert main(["detect", str(detection_folder)]) == 2
     assert "--model" in capsys.readouterr().err
 

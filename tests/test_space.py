@@ -20,6 +20,7 @@ from aigi.demo import (
 )
 from aigi.modeling.gensign import GenSignConfig, GenSignForImageClassification, GenSignImageProcessor
 from aigi.pipeline import fake_score
+from aigi.registry import DEFAULT_DETECTOR, default_detector_path
 from helpers import write_image
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
@@ -35,8 +36,18 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="module")
-def choices(tiny_detector_dir):
-    return detector_choices([str(tiny_detector_dir)])
+def choices():
+    """The Space as shipped: no extra models, so the bundled default detector alone."""
+    return detector_choices()
+
+
+@pytest.fixture(scope="module")
+def default_detector():
+    """(name, folder, calibrated threshold) of the bundled default."""
+    from transformers import AutoConfig
+
+    folder = default_detector_path()
+    return DEFAULT_DETECTOR, folder, AutoConfig.from_pretrained(folder).decision_threshold
 
 
 @pytest.fixture(scope="module")
@@ -68,13 +79,18 @@ def expected_p_fake(model_dir, image_path) -> float:
 def test_detector_choices_take_models_and_the_environment(tiny_detector_dir, tmp_path, monkeypatch):
     second = shutil.copytree(tiny_detector_dir, tmp_path / "second")
     monkeypatch.setenv(MODELS_ENV, os.pathsep.join([str(second), str(tiny_detector_dir)]))
-    assert detector_choices([str(tiny_detector_dir)]) == {str(tiny_detector_dir): str(tiny_detector_dir),
+    assert detector_choices([str(tiny_detector_dir)]) == {DEFAULT_DETECTOR: default_detector_path(),
+                                                          str(tiny_detector_dir): str(tiny_detector_dir),
                                                           str(second): str(second)}
     with pytest.raises(ValueError, match="No detector to demo"):
         build_demo({})
 
 
-def test_detect_scores_samples_and_reports_bad_files(choices, tiny_detector_dir, broken_image, tmp_path):
+def test_the_shipped_space_offers_the_bundled_default_alone(choices):
+    assert choices == {DEFAULT_DETECTOR: default_detector_path()}
+
+
+def test_detect_scores_samples_and_reports_bad_files(choices, default_detector, broken_image, tmp_path):
     pool = DetectorPool(choices)
     too_large = tmp_path / "too_large.png"
     Image.new("RGB", (MAX_IMAGE_PIXELS // 1000 + 1, 1000)).save(too_large)
@@ -86,8 +102,9 @@ def test_detect_scores_samples_and_reports_bad_files(choices, tiny_detector_dir,
     assert rows[1][4] == "error" and f"at most {MAX_IMAGE_PIXELS:,} pixels" in rows[1][5]
     from aigi.registry import SAMPLES_DIR
 
-    assert rows[2][2] == pytest.approx(expected_p_fake(tiny_detector_dir, SAMPLES_DIR / "real/coffee.png"), abs=1e-4)
-    assert rows[2][4] == ("fake" if rows[2][2] >= 0.5 else "real")
+    _, folder, threshold = default_detector
+    assert rows[2][2] == pytest.approx(expected_p_fake(folder, SAMPLES_DIR / "real/coffee.png"), abs=1e-4)
+    assert rows[2][3] == threshold and rows[2][4] == ("fake" if rows[2][2] >= threshold else "real")
     with open(csv_path, newline="") as file:
         table = list(csv.reader(file))
     assert table[0] == TABLE_HEADERS and len(table) == 4
@@ -108,7 +125,7 @@ def test_gensign_detector_shows_its_signature(tmp_path, probe_image):
     assert signature.size == Image.open(probe_image).size and caption == "probe.png: gensign"
 
 
-def test_client_predicts_and_reports_a_broken_file(app_url, choices, tiny_detector_dir, probe_image, broken_image):
+def test_client_predicts_and_reports_a_broken_file(app_url, choices, default_detector, probe_image, broken_image):
     from gradio_client import Client, handle_file
 
     client = Client(app_url, verbose=False)
@@ -119,7 +136,7 @@ def test_client_predicts_and_reports_a_broken_file(app_url, choices, tiny_detect
     assert table["headers"] == TABLE_HEADERS
     probe_row, broken_row = table["data"]
     assert probe_row[0] == "probe.png"
-    assert probe_row[2] == pytest.approx(expected_p_fake(tiny_detector_dir, probe_image), abs=1e-4)
+    assert probe_row[2] == pytest.approx(expected_p_fake(default_detector[1], probe_image), abs=1e-4)
     assert broken_row[0] == "broken.png" and broken_row[4] == "error" and "not_an_image" in broken_row[5]
     assert Path(csv_path).read_text().splitlines()[0] == ",".join(TABLE_HEADERS)
     assert "**probe.png**" in summary
@@ -133,7 +150,7 @@ def test_server_refuses_an_upload_over_the_size_limit(app_url):
     assert response.status_code == 413 and "maximum allowed size" in response.text
 
 
-def test_browser_uploads_clicks_and_reads_the_verdict(app_url, tiny_detector_dir, probe_image, tmp_path):
+def test_browser_uploads_clicks_and_reads_the_verdict(app_url, default_detector, probe_image, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     screenshot = tmp_path / "space.png"
@@ -155,9 +172,10 @@ def test_browser_uploads_clicks_and_reads_the_verdict(app_url, tiny_detector_dir
         finally:
             browser.close()
     print(f"screenshot: {screenshot}")
-    p_fake = expected_p_fake(tiny_detector_dir, probe_image)
-    verdict = "fake" if p_fake >= 0.5 else "real"
-    assert f"probe.png: {verdict} by {tiny_detector_dir}" in text
+    name, folder, threshold = default_detector
+    p_fake = expected_p_fake(folder, probe_image)
+    verdict = "fake" if p_fake >= threshold else "real"
+    assert f"probe.png: {verdict} by {name}" in text
     assert f"P(fake) = {p_fake:.4f}" in text
     assert screenshot.stat().st_size > 10_000
 
@@ -176,4 +194,6 @@ def test_space_app_builds_from_the_environment(tiny_detector_dir, monkeypatch):
     monkeypatch.setenv(MODELS_ENV, str(tiny_detector_dir))
     demo = runpy.run_path(str(SPACE_DIR / "app.py"))["demo"]
     [detectors] = [block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "detectors"]
-    assert detectors.value == [str(tiny_detector_dir)]
+    assert detectors.value == [DEFAULT_DETECTOR]  # the default is preselected, the extra model offered
+    assert str(tiny_detector_dir) in [choice[0] if isinstance(choice, tuple) else choice
+                                      for choice in detectors.choices]
