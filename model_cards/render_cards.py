@@ -64,14 +64,14 @@ def benchmark_section(record: dict) -> str:
              f"`{choice['selection_data']}`, protocol `{choice['protocol']}`): selection AUROC "
              f"{choice['selection_auroc']:.3f}. Threshold {choice['threshold']:.4f}: {choice['target_fpr']:.0%} of "
              "the selection data's real images score at or above it.", "",
-             "| test data | protocol | AUROC | AP | Acc at the threshold | ECE | held-out generator AUROC |",
+             "| test data | protocol | AUROC | AP | Acc@0.5 | ECE | held-out generator AUROC |",
              "|---|---|---:|---:|---:|---:|---|"]
     for dataset, values in row["datasets"].items():
         held_out = ", ".join(f"{name} {value:.3f}" for name, value in values["held_out_auroc"].items()) or "–"
         lines.append(f"| {dataset} | {values['protocol']} | {values['auroc']:.3f} | {values['ap']:.3f} | "
                      f"{values['acc']:.3f} | {values['ece']:.3f} | {held_out} |")
-    lines += ["", "Acc and ECE are measured at the checkpoint's threshold at the time of the benchmark (0.5); all "
-              "figures and the other detectors are in `results/benchmark/leaderboard.md`.", ""]
+    lines += ["", "Acc@0.5 is at the threshold the checkpoint had during the benchmark (before calibration); ECE is "
+              "of the raw P(fake). All figures and the other detectors: `results/benchmark/leaderboard.md`.", ""]
     return "\n".join(lines)
 
 
