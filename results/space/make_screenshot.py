@@ -1,5 +1,5 @@
-"""Screenshot of the demo in headless Debian Chromium: two bundled samples and a broken file, one tiny random
-detector (so the verdicts mean nothing). Run once:
+"""Screenshot of the demo as the Space ships it (the bundled default detector, no extra models) in headless Debian
+Chromium: two bundled samples and a broken file. Run once:
 
     HF_HUB_OFFLINE=1 .venv/bin/python results/space/make_screenshot.py
 """
@@ -9,8 +9,7 @@ from pathlib import Path
 
 from playwright.sync_api import expect, sync_playwright
 
-from aigi.demo import LAUNCH_OPTIONS, build_demo
-from aigi.modeling.rescalecl import RescaleCLConfig, RescaleCLForImageClassification, RescaleCLImageProcessor
+from aigi.demo import LAUNCH_OPTIONS, build_demo, detector_choices
 from aigi.registry import SAMPLES_DIR
 
 OUTPUT = Path(__file__).parent / "screenshot.png"
@@ -20,14 +19,9 @@ CHROMIUM_ARGS = [
 ]
 
 with tempfile.TemporaryDirectory() as scratch:
-    detector_dir = Path(scratch) / "tiny-random-rescalecl"
-    RescaleCLForImageClassification(RescaleCLConfig(backbone="test_resnet", image_size=32)).eval().save_pretrained(
-        detector_dir
-    )
-    RescaleCLImageProcessor(crop_size={"height": 32, "width": 32}).save_pretrained(detector_dir)
     broken = Path(scratch) / "broken.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(20))
-    demo = build_demo({"tiny-random-rescalecl": str(detector_dir)})
+    demo = build_demo(detector_choices())
     _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **LAUNCH_OPTIONS)
     try:
         with sync_playwright() as playwright:
