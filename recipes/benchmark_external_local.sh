@@ -12,14 +12,7 @@ export HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1
 data="$runs/benchmark_data"
 mkdir -p "$data"
 
-# Splits 0.7/0.1/0.2 stratified by generator, seed 0 (the local set's real crops follow their photo's split).
-[ -f data/local_generators/images/manifest.csv ] || \
-    "$python" datasets_scripts/synthesize_generators.py data/local_generators/images
-for name in external external2; do
-    [ -d "$runs/${name}_split" ] || "$python" datasets_scripts/split_external.py "$shared/$name" "$runs/${name}_split"
-done
-[ -d "$runs/local_generators_split" ] || "$python" datasets_scripts/split_external.py data/local_generators/images \
-    "$runs/local_generators_split" --reals-follow "$runs/external_split/split.json"
+PYTHON="$python" bash recipes/prepare_external_local.sh "$runs" "$shared"
 # Training: external train + local train, without the held-out generator. Selection of the default detector: the
 # validation splits, also without it.
 "$python" datasets_scripts/merge_sources.py "$data/train.csv" "$runs/external_split/train" \

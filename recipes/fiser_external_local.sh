@@ -21,17 +21,9 @@ timed() {  # timed STAGE command...: runs the command, then prints its wall time
     echo "wall time of $stage: $((SECONDS - start)) s" | tee -a "$results/wall_times.txt"
 }
 
-# 1. Data. The local set (6 generators of distinct architectures, 64 px, trained on external's photos) takes about
-#    30 min to synthesise. Splits 0.7/0.1/0.2 stratified by generator, seed 0; external's is issue 2's split.
-[ -f data/local_generators/images/manifest.csv ] || \
-    timed synthesize "$python" datasets_scripts/synthesize_generators.py data/local_generators/images
-for name in external external2; do
-    [ -d "$runs/${name}_split" ] || "$python" datasets_scripts/split_external.py "$shared/$name" "$runs/${name}_split"
-done
-# The local real crops were cut from external's photos: each follows its photo's split, so no photo is seen in
-# training and again at test.
-[ -d "$runs/local_generators_split" ] || "$python" datasets_scripts/split_external.py data/local_generators/images \
-    "$runs/local_generators_split" --reals-follow "$runs/external_split/split.json"
+# 1. Data: the local set and the splits (recipes/prepare_external_local.sh), then the training manifest without the
+#    held-out generator.
+PYTHON="$python" bash recipes/prepare_external_local.sh "$runs" "$shared"
 "$python" datasets_scripts/merge_sources.py "$data/train.csv" "$runs/external_split/train" \
     "$runs/local_generators_split/train" --exclude-generators "$held_out"
 

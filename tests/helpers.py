@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
+from aigi.modeling.rescalecl import (
+    RescaleCLConfig,
+    RescaleCLForImageClassification,
+    RescaleCLImageProcessor,
+)
 from PIL import Image
-
-from aigi.modeling.rescalecl import RescaleCLConfig, RescaleCLForImageClassification, RescaleCLImageProcessor
 
 TINY_IMAGE_SIZE = 32
 
@@ -52,3 +56,13 @@ def write_image(path: Path, seed: int = 0, size: tuple[int, int] = (32, 24)) -> 
     pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
     Image.fromarray(pixels).save(path, quality=95)  # quality is ignored by lossless formats
     return path
+
+
+def write_mixed_folder(folder: Path, bad_image_corpus: dict, detection_folder: Path, good_count: int) -> Path:
+    """Every broken file of the bad-image corpus and the first `good_count` images of `detection_folder`."""
+    folder.mkdir()
+    for entry in bad_image_corpus.values():
+        shutil.copy(entry.path, folder / entry.path.name)
+    for index, image in enumerate(sorted(detection_folder.rglob("*.*"))[:good_count]):
+        shutil.copy(image, folder / f"good_{index}{image.suffix}")
+    return folder

@@ -1,9 +1,9 @@
 """`aigi bench-speed` (schema only: never timing assertions) and the threaded preprocessing of the pipeline."""
 
 import json
-import shutil
 
 import pytest
+from helpers import write_mixed_folder
 from transformers import pipeline
 
 from aigi.cli import main
@@ -17,14 +17,7 @@ def detector(tiny_detector_dir, single_torch_thread):
 
 @pytest.fixture()
 def mixed_folder(bad_image_corpus, detection_folder, tmp_path):
-    """Good images and every broken file of the bad-image corpus, interleaved by name."""
-    folder = tmp_path / "mixed"
-    folder.mkdir()
-    for entry in bad_image_corpus.values():
-        shutil.copy(entry.path, folder / entry.path.name)
-    for index, image in enumerate(sorted(detection_folder.rglob("*.*"))[:10]):
-        shutil.copy(image, folder / f"good_{index}{image.suffix}")
-    return folder
+    return write_mixed_folder(tmp_path / "mixed", bad_image_corpus, detection_folder, good_count=10)
 
 
 def test_bench_speed_writes_sane_json(tiny_detector_dir, tmp_path, single_torch_thread, capsys):

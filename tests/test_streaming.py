@@ -2,9 +2,9 @@
 
 import csv
 import json
-import shutil
 
 import pytest
+from helpers import write_mixed_folder
 
 from aigi.cli import main
 from aigi.data.layouts import iter_detection_records
@@ -12,13 +12,7 @@ from aigi.data.layouts import iter_detection_records
 
 @pytest.fixture()
 def mixed_folder(bad_image_corpus, detection_folder, tmp_path):
-    folder = tmp_path / "mixed"
-    folder.mkdir()
-    for entry in bad_image_corpus.values():
-        shutil.copy(entry.path, folder / entry.path.name)
-    for index, image in enumerate(sorted(detection_folder.rglob("*.*"))[:6]):
-        shutil.copy(image, folder / f"good_{index}{image.suffix}")
-    return folder
+    return write_mixed_folder(tmp_path / "mixed", bad_image_corpus, detection_folder, good_count=6)
 
 
 def printed_json_rows(folder, model, capsys):
