@@ -212,9 +212,9 @@ class Benchmark:
 
     # Evaluation -----------------------------------------------------------------------------------------------
     def evaluate(self, entry: DetectorEntry, dataset: str, spec: dict[str, Any]) -> dict[str, Any]:
-        from .runner import evaluate_detector, evaluate_robustness, parse_protocols
+        from .runner import evaluate_detector, evaluate_robustness
 
-        protocols = parse_protocols(str(spec.get("protocols", "normalized")))
+        protocols = _protocols(spec)
         output = self.output_dir / "eval" / entry.name / dataset
         data, split = self.resolve(spec["data"]), spec.get("split")
         results = {}
@@ -338,10 +338,14 @@ class Benchmark:
                 shutil.copy2(report, target)
 
 
-def first_protocol(spec: dict[str, Any]) -> str:
+def _protocols(spec: dict[str, Any]) -> list[str]:
     from .runner import parse_protocols
 
-    return parse_protocols(str(spec.get("protocols", "normalized")))[0]
+    return parse_protocols(str(spec.get("protocols", "normalized")))
+
+
+def first_protocol(spec: dict[str, Any]) -> str:
+    return _protocols(spec)[0]
 
 
 def summarise(entry: DetectorEntry, datasets: dict[str, Any]) -> dict[str, Any]:
@@ -406,12 +410,6 @@ def format_leaderboard(results: dict[str, Any]) -> str:
             f" threshold {choice['threshold']:.4f} for {choice['target_fpr']:.0%} FPR on the selection reals)."
         )
     return "\n".join(lines + notes) + "\n"
-
-
-def _protocols(spec: dict[str, Any]) -> list[str]:
-    from .runner import parse_protocols
-
-    return parse_protocols(str(spec.get("protocols", "normalized")))
 
 
 def read_predictions(path: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
