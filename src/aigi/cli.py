@@ -125,8 +125,8 @@ def run_detect(args) -> int:
 
     from .distributed import is_main_process, process_device, score_in_shards
     from .evaluation.runner import score_sources
+    from .evaluation.streaming import verdict_fields
     from .image_io import collect_image_files
-    from .pipeline import fake_score
     from .registry import resolve_model
 
     if args.output or args.data:
@@ -148,12 +148,7 @@ def run_detect(args) -> int:
         ),
         [str(file) for file in files], batch_size=args.batch_size,
     )
-    rows = []
-    for file, output in zip(files, outputs):
-        if isinstance(output, dict):
-            rows.append({"path": str(file), "label": None, "score": None, "error": output["error"]})
-        else:  # the pipeline puts the verdict at the threshold first
-            rows.append({"path": str(file), "label": output[0]["label"], "score": fake_score(output), "error": None})
+    rows = [{"path": str(file), **verdict_fields(output)} for file, output in zip(files, outputs)]
     if is_main_process():
         print_rows(rows, args)
     return 1 if rows and all(row["error"] for row in rows) else 0
