@@ -6,9 +6,11 @@ import contextlib
 import functools
 import http.server
 import pickle
+import io
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -158,6 +160,63 @@ def test_large_file_is_refused_without_a_warning(bad_image_corpus: Corpus) -> No
         with pytest.raises(ImageLoadError):
             load_image(bad_image_corpus["large_png"].path)
     assert not [w for w in emitted if issubclass(w.category, Image.DecompressionBombWarning)]
+
+
+def _outcome(source: Path | bytes) -> tuple[str, str]:
+    try:
+        load_image(source)
+    except ImageLoadError as error:
+        return error.reason, error.detail
+    return "ok", ""
+
+
+def test_errors_are_the_same_from_many_threads(bad_image_corpus: Corpus) -> None:
+    entries = list(bad_image_corpus.values())
+    sources = [entry.path for entry in entries] + [entry.path.read_bytes() for entry in entries]
+    expected = [_outcome(source) for source in sources]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for round_index in range(20):
+            assert list(pool.map(_outcome, sources)) == expected, f"round {round_index}"
+    limit = Image.MAX_IMAGE_PIXELS
+    assert _outcome(bad_image_corpus["large_png"].path) == (
+        "too_large", f"10000x10000 pixels exceeds the limit of {limit}"
+    )
+    assert _outcome(bad_image_corpus["huge_png"].path) == (
+        "too_large", f"40000x40000 pixels exceeds the limit of {limit}"
+    )
+
+
+def _png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+_SOURCE_KINDS: dict[str, Callable[[Image.Image, Path], object]] = {
+    "path": lambda image, tmp_path: (image.save(tmp_path / "a.png"), tmp_path / "a.png")[1],
+    "bytes": lambda image, tmp_path: _png_bytes(image),
+    "opened_pil": lambda image, tmp_path: Image.open(io.BytesIO(_png_bytes(image))),
+    "pil": lambda image, tmp_path: image,
+    "array": lambda image, tmp_path: np.asarray(image),
+}
+
+
+@pytest.mark.parametrize("kind", _SOURCE_KINDS)
+@pytest.mark.parametrize("size", [(40, 40), (64, 48)], ids=["warn_zone", "error_zone"])
+def test_every_source_kind_gets_the_same_too_large_message(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, kind: str, size: tuple[int, int]
+) -> None:
+    # 1600 pixels lies between 1x and 2x this limit (Pillow warns), 3072 above 2x (Pillow raises).
+    image = Image.new("RGB", size, RED)
+    source = _SOURCE_KINDS[kind](image, tmp_path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ImageLoadError) as caught:
+            load_image(source)  # type: ignore[arg-type]
+    assert (caught.value.reason, caught.value.detail) == (
+        "too_large", f"{size[0]}x{size[1]} pixels exceeds the limit of 1000"
+    )
 
 
 def test_missing_file_is_not_found(tmp_path: Path) -> None:

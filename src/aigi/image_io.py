@@ -2,7 +2,8 @@
 
 Bad files (truncated, empty, not an image, decompression bombs, too small) raise
 ``ImageLoadError`` with a machine-friendly ``reason`` so a batch can report them and go on.
-Pillow's decompression-bomb guard is never disabled.
+Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``) is never raised or disabled;
+it is checked on the header size, before decoding, with no change to warning filters.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ import contextlib
 import errno
 import io
 import os
-import warnings
+import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -167,35 +169,63 @@ def _download(url: str, timeout: float | None) -> bytes:
 def _decode(file: Path | bytes, source: str) -> Image.Image:
     if isinstance(file, bytes) and not file:
         raise ImageLoadError(source, "empty", "no data (0 bytes)")
-    opened = io.BytesIO(file) if isinstance(file, bytes) else file
-    with _decoding_errors(source), Image.open(opened) as image:
-        return _finish(image, source)
+    with _decoding_errors(source):
+        if isinstance(file, bytes):
+            stream, filename = io.BytesIO(file), ""
+        else:
+            stream, filename = file.open("rb"), str(file)
+        with stream, _open_lazily(stream, filename) as image:
+            return _finish(image, source)
+
+
+def _open_lazily(stream: BinaryIO, filename: str) -> ImageFile.ImageFile:
+    """Identify ``stream`` and read its header only, as ``Image.open`` does, minus its bomb check.
+
+    ``Image.open`` raises its own error above 2x ``MAX_IMAGE_PIXELS`` and only warns between
+    1x and 2x; making that warning an error takes a process-wide warnings filter, which races
+    between decoding threads. ``_finish`` checks the header size itself instead, before any
+    pixel is decoded, so every bomb gets the same error whatever the thread.
+    """
+    prefix = stream.read(16)
+    tried: set[str] = set()
+    for register_plugins in (Image.preinit, Image.init):
+        register_plugins()
+        for format_id in [name for name in Image.ID if name not in tried]:
+            tried.add(format_id)
+            factory, accept = Image.OPEN[format_id]
+            verdict = accept(prefix) if accept else True
+            if not verdict or isinstance(verdict, str):  # a str says why the format is refused
+                continue
+            stream.seek(0)
+            try:
+                return factory(stream, filename)
+            except (SyntaxError, IndexError, TypeError, struct.error):
+                continue  # the prefix matched but the header did not: Image.open goes on too
+    raise UnidentifiedImageError("cannot identify image file")
 
 
 @contextlib.contextmanager
 def _decoding_errors(source: str) -> Iterator[None]:
     """Turn whatever Pillow raises while opening or decoding into an ImageLoadError."""
-    # The bomb warning (between 1x and 2x MAX_IMAGE_PIXELS) becomes an error for our loads
-    # only; the guard itself is never switched off.
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            yield
-        except ImageLoadError:
-            raise
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-            raise ImageLoadError(source, "too_large", str(error)) from error
-        except UnidentifiedImageError as error:
-            raise ImageLoadError(
-                source, "not_an_image", "content is not a recognised image format"
-            ) from error
-        except (OSError, EOFError, SyntaxError) as error:
-            reason = "truncated" if _looks_truncated(error) else "unreadable"
-            raise ImageLoadError(source, reason, str(error) or type(error).__name__) from error
-        except Exception as error:  # a corrupt file can trip any decoder bug
-            raise ImageLoadError(
-                source, "unreadable", f"{type(error).__name__}: {error}"
-            ) from error
+    try:
+        yield
+    except ImageLoadError:
+        raise
+    # The header check of _finish comes first; Pillow's own guard can still fire while decoding
+    # (a GIF frame or TIFF tile larger than the image) or as a warning the caller made an error.
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageLoadError(source, "too_large", str(error)) from error
+    except UnidentifiedImageError as error:
+        raise ImageLoadError(
+            source, "not_an_image", "content is not a recognised image format"
+        ) from error
+    except (OSError, EOFError, SyntaxError) as error:
+        reason = "truncated" if _looks_truncated(error) else "unreadable"
+        raise ImageLoadError(source, reason, str(error) or type(error).__name__) from error
+    except Exception as error:  # a corrupt file can trip any decoder bug
+        raise ImageLoadError(
+            source, "unreadable", f"{type(error).__name__}: {error}"
+        ) from error
 
 
 def _looks_truncated(error: BaseException) -> bool:
@@ -232,8 +262,8 @@ def _finish(image: Image.Image, source: str) -> Image.Image:
 
 
 def _refuse_bomb(image: Image.Image, source: str) -> None:
-    # Same limit as Pillow's warning, checked before decoding: it also covers PIL images the
-    # caller opened, and loads whose warning filter another thread's catch_warnings undid.
+    # Pillow's warning limit, checked on the header size before decoding, for every kind of
+    # source (files, bytes, URLs, PIL images the caller opened, arrays).
     limit = Image.MAX_IMAGE_PIXELS
     width, height = image.size
     if limit is not None and width * height > limit:
