@@ -167,8 +167,45 @@ def test_threshold_at_fpr_on_twenty_reals() -> None:
     assert np.mean(real_scores >= threshold) == 0.05
     assert np.mean(real_scores >= 0.95) == 0.10
     assert threshold_at_fpr(real_scores, 0.10) == np.nextafter(0.90, np.inf)
-    # 4% of 20 allows no false positive at all.
-    assert threshold_at_fpr(real_scores, 0.04) == np.nextafter(1.0, np.inf)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_threshold_at_fpr_stays_within_zero_one(dtype: type[np.floating]) -> None:
+    below_one = np.nextafter(dtype(1), dtype(0))
+    real_scores = np.array([0.0, 0.5, below_one], dtype=dtype)
+    threshold = threshold_at_fpr(real_scores, 0.0)
+    assert threshold == 1.0 and np.mean(real_scores >= threshold) == 0.0
+    assert threshold_at_fpr(np.zeros(4, dtype=dtype), 0.0) > 0.0
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        scores = rng.random(rng.integers(1, 40)).astype(dtype)
+        target = float(rng.uniform(0.0, 0.99))
+        threshold = threshold_at_fpr(scores, target)
+        assert 0.0 <= threshold <= 1.0 and np.mean(scores >= threshold) <= target
+
+
+@pytest.mark.parametrize(
+    ("real_scores", "target_fpr", "at_one"),
+    [
+        (np.arange(1, 21) / 20, 0.04, 1),  # 4% of 20 allows no false positive, and one real is 1.0
+        ([1.0, 1.0, 0.2, 0.1], 0.25, 2),  # one may be flagged, but two are tied at 1.0
+        (np.array([0.3, 1.0], dtype=np.float32), 0.0, 1),
+    ],
+)
+def test_threshold_at_fpr_unreachable_with_reals_at_one(
+    real_scores: list, target_fpr: float, at_one: int
+) -> None:
+    message = f"cannot be reached: {at_one} of {len(real_scores)} real scores are exactly 1.0"
+    with pytest.raises(ValueError, match=message):
+        threshold_at_fpr(real_scores, target_fpr)
+
+
+def test_threshold_at_fpr_with_reals_at_one_within_the_budget() -> None:
+    real_scores = [1.0, 0.8, 0.3, 0.2]
+    # One false positive is allowed: the real at 1.0 may stay flagged.
+    threshold = threshold_at_fpr(real_scores, 0.25)
+    assert threshold == np.nextafter(0.8, np.inf)
+    assert np.mean(np.asarray(real_scores) >= threshold) == 0.25
 
 
 def test_threshold_at_fpr_with_ties_undershoots() -> None:
@@ -186,7 +223,10 @@ def test_threshold_at_fpr_keeps_float32_resolution() -> None:
     assert np.float32(threshold) > real_scores.max()
 
 
-@pytest.mark.parametrize(("real_scores", "target_fpr"), [([], 0.05), ([0.1], 1.0), ([0.1], -0.1)])
+@pytest.mark.parametrize(
+    ("real_scores", "target_fpr"),
+    [([], 0.05), ([0.1], 1.0), ([0.1], -0.1), ([0.1, 1.5], 0.5), ([-0.1, 0.5], 0.5)],
+)
 def test_threshold_at_fpr_rejects_bad_input(real_scores: list, target_fpr: float) -> None:
     with pytest.raises(ValueError):
         threshold_at_fpr(real_scores, target_fpr)

@@ -165,13 +165,15 @@ def binary_metrics(labels: ArrayLike, scores: ArrayLike, threshold: float = 0.5)
 
 
 def threshold_at_fpr(real_scores: ArrayLike, target_fpr: float = 0.05) -> float:
-    """Smallest threshold t with ``mean(real_scores >= t) <= target_fpr``.
+    """Smallest threshold t in [0, 1] with ``mean(real_scores >= t) <= target_fpr``.
 
-    With the real scores sorted in descending order and k the largest count with
-    ``k / n <= target_fpr``, every t above the (k+1)-th score qualifies and none at or below
-    it does, so t is the next representable number above that score in the scores' own
-    float dtype (it stays strictly above it when compared in that dtype). Ties can make the
-    achieved FPR lower than the target; t may exceed 1 when ``target_fpr`` is below 1/n.
+    ``real_scores`` are probabilities in [0, 1]. With them sorted in descending order and k
+    the largest count with ``k / n <= target_fpr``, every t above the (k+1)-th score qualifies
+    and none at or below it does, so t is the next representable number above that score in
+    the scores' own float dtype (it stays strictly above it when compared in that dtype).
+    Ties can make the achieved FPR lower than the target. Raises ``ValueError`` when no t <= 1
+    reaches the target: the (k+1)-th score is 1.0, i.e. more than ``target_fpr * n`` real
+    scores are exactly 1.0 (``target_fpr`` below 1/n with a real at 1.0 is one such case).
     """
     if not 0.0 <= target_fpr < 1.0:
         raise ValueError(f"target_fpr must be in [0, 1), got {target_fpr}")
@@ -182,11 +184,20 @@ def threshold_at_fpr(real_scores: ArrayLike, target_fpr: float = 0.05) -> float:
         raise ValueError(f"real_scores must be a non-empty 1-D sequence, got shape {score_array.shape}")
     if not np.isfinite(score_array).all():
         raise ValueError("real_scores must be finite")
+    if ((score_array < 0) | (score_array > 1)).any():
+        raise ValueError("real_scores must be probabilities in [0, 1]")
     n = score_array.size
     counts = np.arange(n + 1)
     allowed_false_positives = int(counts[counts / n <= target_fpr].max())
     descending = np.sort(score_array)[::-1]
     highest_excluded = descending[allowed_false_positives]
+    if highest_excluded == 1:
+        at_one = int(np.count_nonzero(score_array == 1))
+        raise ValueError(
+            f"target_fpr={target_fpr} cannot be reached: {at_one} of {n} real scores are exactly 1.0, "
+            f"so every threshold in [0, 1] flags at least {at_one / n:.4g} of the reals "
+            f"(at most {allowed_false_positives} may be flagged)"
+        )
     return float(np.nextafter(highest_excluded, np.inf, dtype=score_array.dtype))
 
 
