@@ -198,3 +198,49 @@ def test_dair_save_and_load_round_trip(dair, tmp_path):
     images = torch.rand(1, 3, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(reloaded(images, rng=2), dair(images, rng=2))
+
+
+def test_self_augmentation_window_keeps_the_coin_and_the_architecture(dair):
+    whole, windowed = SelfAugmentation(dair, p_aug=0.5), SelfAugmentation(dair, p_aug=0.5, window=16)
+    image = random_image(40, 36, seed=2)
+    for seed in range(30):
+        (full, full_label), (part, part_label) = whole(image, 0, seed), windowed(image, 0, seed)
+        assert part_label == full_label
+        if full_label == 0:
+            assert part is image and full is image
+        else:
+            assert part.size == (16, 16) and full.size == image.size
+
+
+def test_self_augmentation_window_reconstructs_the_window_with_its_context(dair):
+    augment = SelfAugmentation(dair, p_aug=1.0, window=16, context=8)
+    image = random_image(64, 48, seed=3)
+    output, label = augment(image, 0, rng=7)
+    # The draws: the coin, the architecture, then the window's top and left.
+    rng = random.Random(7)
+    rng.random()
+    architecture = dair.sample_architecture(rng)
+    top, left = rng.randint(0, 48 - 16), rng.randint(0, 64 - 16)
+    box = (max(0, left - 8), max(0, top - 8), min(64, left + 24), min(48, top + 24))
+    pixels = torch.from_numpy(np.asarray(image.crop(box), dtype=np.float32) / 255).permute(2, 0, 1)
+    with torch.no_grad():
+        reconstruction = dair(pixels[None], architecture=architecture)[0].clamp(0, 1)
+    kept = reconstruction[:, top - box[1] : top - box[1] + 16, left - box[0] : left - box[0] + 16]
+    expected = np.round(kept.permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    assert label == 1 and np.array_equal(np.asarray(output), expected)
+
+
+def test_self_augmentation_window_on_a_tensor_and_a_smaller_side(dair):
+    augment = SelfAugmentation(dair, p_aug=1.0, window=16)
+    tensor, label = augment(torch.rand(3, 10, 40), 0, rng=1)
+    assert label == 1 and tensor.shape == (3, 10, 16)  # a side shorter than the window stays whole
+    image = random_image(12, 14, seed=4)
+    small, _ = augment(image, 0, rng=5)
+    whole, _ = SelfAugmentation(dair, p_aug=1.0)(image, 0, rng=5)
+    assert small.tobytes() == whole.tobytes()  # the window covers the image: the whole image, same draws
+
+
+@pytest.mark.parametrize(("window", "context"), [(0, 16), (8, -1)])
+def test_self_augmentation_refuses_a_bad_window(dair, window, context):
+    with pytest.raises(ValueError, match="window" if window < 1 else "context"):
+        SelfAugmentation(dair, window=window, context=context)

@@ -430,15 +430,29 @@ class SelfAugmentation:
     sampled architecture and labelled fake (1), whatever its label was: a real photo that went through a "generator"
     keeps its content but gains generation traces. Otherwise the pair is returned unchanged.
 
+    With `window`, a replaced image is cut to a random `window` x `window` region first (a side shorter than that is
+    kept whole) and only that region is reconstructed, with up to `context` pixels of its surroundings on each side
+    that are cropped off again (the reconstruction's own borders differ from its interior). The cost grows with the
+    pixels reconstructed, so a training pipeline whose crop only ever draws on such a region
+    (`aigi.train.samples.pseudo_fake_window`) gets its pseudo-fakes at a fraction of the cost of reconstructing the
+    whole image. They differ from those only through the reconstruction's dependence on distant pixels (the CCDC
+    routers and the instance and group norms see the whole input), and the training crop of a uniformly placed
+    window lands at the image's borders a little less often.
+
     Takes a PIL image (returned as an 8-bit RGB PIL image, like any generated file) or a `[3, H, W]` float tensor
-    in [0, 1] (returned as a float tensor, clamped to [0, 1]). `rng` is a `random.Random`, a seed, or None.
+    in [0, 1] (returned as a float tensor, clamped to [0, 1]). `rng` is a `random.Random`, a seed, or None: it draws
+    whether to replace, then the architecture, then the window's position.
     """
 
-    def __init__(self, dair: DAIR, p_aug: float = 0.2):
+    def __init__(self, dair: DAIR, p_aug: float = 0.2, window: int | None = None, context: int = 16):
         if not 0.0 <= p_aug <= 1.0:
             raise ValueError(f"p_aug must be in [0, 1], got {p_aug}")
+        if window is not None and window < 1:
+            raise ValueError(f"window must be >= 1 or None, got {window}")
+        if context < 0:
+            raise ValueError(f"context must be >= 0, got {context}")
         self.dair = dair.eval().requires_grad_(False)
-        self.p_aug = p_aug
+        self.p_aug, self.window, self.context = p_aug, window, context
 
     def __call__(
         self, image: Image.Image | torch.Tensor, label: int, rng: random.Random | int | None = None
@@ -446,15 +460,29 @@ class SelfAugmentation:
         rng = as_rng(rng)
         if rng.random() >= self.p_aug:
             return image, label
+        architecture = self.dair.sample_architecture(rng)
+        height, width = (image.height, image.width) if isinstance(image, Image.Image) else image.shape[-2:]
+        (rows, kept_rows), (columns, kept_columns) = self._spans(height, rng), self._spans(width, rng)
         if isinstance(image, Image.Image):
-            pixels = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)
+            region = image.convert("RGB").crop((columns.start, rows.start, columns.stop, rows.stop))
+            pixels = torch.from_numpy(np.asarray(region, dtype=np.float32) / 255).permute(2, 0, 1)
         else:
-            pixels = image
+            pixels = image[:, rows, columns]
         parameter = next(self.dair.parameters())
         batch = pixels[None].to(device=parameter.device, dtype=parameter.dtype)
         with torch.no_grad():
-            reconstruction = self.dair(batch, architecture=self.dair.sample_architecture(rng))[0].clamp(0, 1)
+            reconstruction = self.dair(batch, architecture=architecture)[0].clamp(0, 1)
+        reconstruction = reconstruction[:, kept_rows, kept_columns]
         if isinstance(image, Image.Image):
             pixels = np.round(reconstruction.permute(1, 2, 0).cpu().numpy() * 255).astype(np.uint8)
             return Image.fromarray(pixels), FAKE_LABEL
         return reconstruction.to(device=image.device, dtype=image.dtype), FAKE_LABEL
+
+    def _spans(self, length: int, rng: random.Random) -> tuple[slice, slice]:
+        """Along one side: the span to reconstruct, and the window to keep within it."""
+        if self.window is None or self.window >= length:
+            return slice(0, length), slice(0, length)
+        window_start = rng.randint(0, length - self.window)
+        start = max(0, window_start - self.context)
+        end = min(length, window_start + self.window + self.context)
+        return slice(start, end), slice(window_start - start, window_start - start + self.window)

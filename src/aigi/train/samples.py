@@ -1,6 +1,7 @@
 """Training samples shared by the tasks: per-sample seeds, augmented detection data, and random crops of the real
 photos of a data source."""
 
+import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -33,10 +34,34 @@ def training_records(args: TrainingArguments) -> list[DetectionRecord]:
 
 
 def self_augmentation(args: TrainingArguments) -> SelfAugmentation | None:
-    """GenSign's DAIR pseudo-fakes for any family; None without `--self_augmentation_dair` or with `--p_aug 0`."""
+    """GenSign's DAIR pseudo-fakes for any family; None without `--self_augmentation_dair` or with `--p_aug 0`.
+
+    It reconstructs only the `pseudo_fake_window` that the training crop of `training_augment(args)` and
+    `--patch_size` (`AugmentedDetectionDataset`) can draw on, not the whole decoded image.
+    """
     if not args.self_augmentation_dair or args.p_aug == 0:
         return None
-    return SelfAugmentation(DAIR.from_pretrained(args.self_augmentation_dair), p_aug=args.p_aug)
+    return SelfAugmentation(
+        DAIR.from_pretrained(args.self_augmentation_dair), p_aug=args.p_aug,
+        window=pseudo_fake_window(training_augment(args), args.patch_size),
+    )
+
+
+def pseudo_fake_window(augment: TrainingAugment, crop_size: int) -> int | None:
+    """Side of a square region of a decoded image from which `random_crop_or_pad(augment(region), crop_size)`
+    never needs to pad, whatever the augmentation draws; None when only the whole image will do.
+
+    The augmentation's operations keep the size, except the symmetric codec's resize (a factor of at least
+    `scale_range[0]`: the crop then spans up to `crop_size / scale` source pixels) and the random resized crop
+    (a share of the whole image, so a region would change its scale). A crop of a uniformly placed region is a
+    little less often at the image's borders than a crop of the whole image.
+    """
+    if augment.p_random_resized_crop > 0:
+        return None
+    codec = augment.symmetric_codec
+    may_shrink = augment.p_symmetric_codec > 0 and codec.p_resize > 0
+    smallest_scale = min(codec.scale_range[0], 1.0) if may_shrink else 1.0
+    return math.ceil(crop_size / smallest_scale)
 
 
 def real_photos(train_data: str) -> list[DetectionRecord]:
@@ -76,7 +101,8 @@ class AugmentedDetectionDataset(DetectionDataset):
     """The same augmentation on both classes, then a random training crop; reproducible per (seed, epoch, index).
 
     `labelled_transform` (e.g. self-augmentation) runs first, on the decoded image and its label, with a random
-    stream of its own: the augmentation draws the same numbers with or without it.
+    stream of its own: the augmentation draws the same numbers with or without it. It may return a smaller image
+    (`SelfAugmentation`'s window) as long as the crop fits in it after the augmentation, see `pseudo_fake_window`.
     """
 
     def __init__(self, records, image_processor, augment: TrainingAugment, crop_size: int, seed: int,
