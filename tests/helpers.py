@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 from aigi.modeling.rescalecl import (
@@ -66,3 +68,14 @@ def write_mixed_folder(folder: Path, bad_image_corpus: dict, detection_folder: P
     for index, image in enumerate(sorted(detection_folder.rglob("*.*"))[:good_count]):
         shutil.copy(image, folder / f"good_{index}{image.suffix}")
     return folder
+
+
+SCRIPTS_DIR = Path(__file__).resolve().parents[1] / "datasets_scripts"
+
+
+def load_script(name: str) -> ModuleType:
+    """A script of datasets_scripts/ as a module."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS_DIR / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -28,16 +28,9 @@ from aigi.data.layouts import load_detection_records
 from aigi.data.records import DetectionDataset, DetectionRecord
 from aigi.image_io import ImageLoadError
 
-from helpers import write_image
+from helpers import load_script, write_image
 
 SCRIPTS_DIR = Path(__file__).resolve().parents[1] / "datasets_scripts"
-
-
-def load_script(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS_DIR / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def encode(image: Image.Image, image_format: str, **options) -> bytes:

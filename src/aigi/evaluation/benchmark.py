@@ -29,6 +29,23 @@ detectors:
   synerdetect: {model: runs/synerdetect/final}      # evaluated only (never a zero-fake or default candidate)
 ```
 
+With `cross_source` (the protocol every choice is made by), each trained detector is also trained on K-1 folds of
+the pool's source groups and scored on the held-out fold, once per fold, and on each `holdouts` dataset (its own
+sources held out); the default detector is the one with the highest mean cross-source AUROC, its threshold the
+`target_fpr` quantile of the out-of-fold real scores, and the `datasets` and `selection` numbers, which come from
+the sources of training, are labelled "in-source" and never choose:
+
+```yaml
+train_data: data/pool/manifest.csv  # the detector shipped is trained on the whole pool
+cross_source:
+  pool: data/pool/manifest.csv      # datasets_scripts/build_training_pool.py
+  folds: 5
+  protocol: normalized
+  num_crops: [1]                    # one evaluation per crop setting of the image processor
+  target_fpr: 0.05
+  holdouts: [external2]             # a whole dataset of the pool (and every source group it shares) held out
+```
+
 A detector with a `head` fits it (`aigi fit-head`) on its training data after training; its zero-fake variant fits
 it on the real photos plus one DAIR reconstruction of each (`pseudo_fakes/`), so no generator output is used.
 """
@@ -54,7 +71,8 @@ from matplotlib.figure import Figure
 from PIL import Image
 from sklearn.metrics import roc_curve
 
-from .metrics import threshold_at_fpr
+from .cross_source import summarise_folds, write_dataset_holdout_manifests, write_fold_manifests
+from .metrics import binary_metrics, threshold_at_fpr
 
 ZERO_FAKE_SUFFIX = "zero_fake"
 STAGE_REFERENCE = re.compile(r"\{stage:([A-Za-z0-9_.-]+)\}")
@@ -77,6 +95,10 @@ class DetectorEntry:
     size_mb: float | None = None
     evaluations: dict[str, Any] = field(default_factory=dict)
     selection: dict[str, Any] | None = None
+    cross_source: dict[str, Any] | None = None
+    # Only cross-validated (a comparison arm): no detector is trained on the whole pool, so it is never the default.
+    cross_source_only: bool = False
+    holdouts: bool = True
 
     @property
     def trains_here(self) -> bool:
@@ -86,9 +108,12 @@ class DetectorEntry:
 def load_config(path: str | Path) -> dict[str, Any]:
     text = Path(path).read_text()
     config = json.loads(text) if Path(path).suffix == ".json" else yaml.safe_load(text)
-    for key in ("output_dir", "datasets", "detectors"):
+    for key in ("output_dir", "detectors"):
         if key not in config:
             raise ValueError(f"{path}: the benchmark config needs '{key}'")
+    config.setdefault("datasets", {})
+    if not config["datasets"] and "cross_source" not in config:
+        raise ValueError(f"{path}: the benchmark config needs 'datasets' or 'cross_source'")
     for name, spec in config["detectors"].items():
         if ("train" in spec) == ("model" in spec):
             raise ValueError(f"detector {name!r}: give exactly one of 'train' (trained here) or 'model' (loaded)")
@@ -129,7 +154,9 @@ class Benchmark:
             if only and name not in only:
                 continue
             entries.append(DetectorEntry(name=name, base=name, variant="standard", train=spec.get("train"),
-                                         head=spec.get("head"), model=spec.get("model")))
+                                         head=spec.get("head"), model=spec.get("model"),
+                                         cross_source_only=bool(spec.get("cross_source_only", False)),
+                                         holdouts=bool(spec.get("holdouts", True))))
             if zero_fake and "train" in spec and spec.get("zero_fake", True):
                 entries.append(DetectorEntry(
                     name=f"{name}_{ZERO_FAKE_SUFFIX}", base=name, variant="zero-fake",
@@ -182,6 +209,11 @@ class Benchmark:
     def prepare(self, entry: DetectorEntry) -> None:
         """Train (and fit the head of) one trained entry, or check a loaded one; sets status, path and size."""
         try:
+            if entry.cross_source_only:
+                if not self.config.get("cross_source"):
+                    raise ValueError("cross_source_only needs the config's cross_source section")
+                entry.status = "ready"
+                return
             if entry.trains_here:
                 final = self.train_run(entry.name, entry.train)
                 if entry.head:
@@ -196,15 +228,16 @@ class Benchmark:
         except Exception as error:  # a failed detector is reported, the benchmark goes on
             entry.status, entry.error = "failed", f"{type(error).__name__}: {error}"
 
-    def fit_head(self, entry: DetectorEntry, encoder: Path) -> Path:
+    def fit_head(self, entry: DetectorEntry, encoder: Path, run_name: str | None = None,
+                 train_data: str | None = None) -> Path:
         from ..train.heads import fit_head
 
-        output = self.run_dir(f"{entry.name}_{entry.head['head']}")
+        output = self.run_dir(f"{run_name or entry.name}_{entry.head['head']}")
         if (output / "config.json").is_file():
             return output
         options = dict(entry.head)
         head = options.pop("head")
-        data = self.resolve(entry.train.get("train_data") or self.config.get("train_data"))
+        data = train_data or self.resolve(entry.train.get("train_data") or self.config.get("train_data"))
         if entry.variant == "zero-fake":
             data = str(self.pseudo_fake_set(data, self.resolve(entry.train["self_augmentation_dair"])))
         fit_head(str(encoder), data, output, head=head, **options)
@@ -212,19 +245,23 @@ class Benchmark:
 
     # Evaluation -----------------------------------------------------------------------------------------------
     def evaluate(self, entry: DetectorEntry, dataset: str, spec: dict[str, Any]) -> dict[str, Any]:
+        return self.evaluate_model(entry.model_path, entry.name, dataset, spec)
+
+    def evaluate_model(self, model_path: str, name: str, dataset: str, spec: dict[str, Any]) -> dict[str, Any]:
         from .runner import evaluate_detector, evaluate_robustness
 
         protocols = _protocols(spec)
-        output = self.output_dir / "eval" / entry.name / dataset
+        output = self.output_dir / "eval" / name / dataset
         data, split = self.resolve(spec["data"]), spec.get("split")
+        crops = {"num_crops": int(spec["num_crops"])} if int(spec.get("num_crops", 1)) != 1 else {}
         results = {}
         for protocol in protocols:
             metrics_file = (output / protocol if len(protocols) > 1 else output) / "metrics.json"
             if not metrics_file.is_file():
                 if len(protocols) > 1:
-                    evaluate_robustness(entry.model_path, data, str(output), protocols=protocols, split=split)
+                    evaluate_robustness(model_path, data, str(output), protocols=protocols, split=split, **crops)
                 else:
-                    evaluate_detector(entry.model_path, data, str(output), protocol=protocol, split=split)
+                    evaluate_detector(model_path, data, str(output), protocol=protocol, split=split, **crops)
             results[protocol] = {**json.loads(metrics_file.read_text()),
                                  "predictions": str(metrics_file.parent / "predictions.csv")}
         return results
@@ -243,15 +280,54 @@ class Benchmark:
             "protocol": protocol,
         }
 
+    def cross_validate(self, entry: DetectorEntry) -> None:
+        """Train on each fold's training sources (and each holdout's), score the held-out sources, summarise."""
+        spec = self.config["cross_source"]
+        protocol = spec.get("protocol", "normalized")
+        holdouts = self.holdouts if entry.holdouts else []
+        splits = [(f"fold{fold['fold']}", fold) for fold in self.folds] + list(holdouts)
+        predictions: dict[str, dict[int, Any]] = {}
+        for split_name, split in splits:
+            run_name = f"{entry.name}__{split_name}"
+            final = self.train_run(run_name, {**entry.train, "train_data": split["train"]})
+            if entry.head:
+                final = self.fit_head(entry, final, run_name=run_name, train_data=split["train"])
+            for crops in _crop_settings(spec):
+                evaluation = self.evaluate_model(
+                    str(final), f"{run_name}/crops{crops}", "held_out",
+                    {"data": split["held_out"], "protocols": protocol, "num_crops": crops},
+                )[protocol]
+                predictions.setdefault(split_name, {})[crops] = read_predictions(evaluation["predictions"])
+        target_fpr = float(spec.get("target_fpr", 0.05))
+        summaries = {}
+        for crops in _crop_settings(spec):
+            summary = summarise_folds([predictions[f"fold{fold['fold']}"][crops] for fold in self.folds],
+                                      target_fpr=target_fpr)
+            for name, _ in holdouts:
+                labels, scores, _ = predictions[name][crops]
+                metrics = binary_metrics(labels, scores, threshold=summary["threshold_at_target_fpr"])
+                summary.setdefault("holdouts", {})[name] = {
+                    key: metrics.get(key) for key in ("auroc", "ap", "real_acc", "fake_acc")}
+            summaries[str(crops)] = {**summary, "num_crops": crops, "protocol": protocol}
+        entry.cross_source = summaries
+
     def process(self, entry: DetectorEntry) -> None:
-        """Prepare one entry, then evaluate it on every dataset (and the selection data when it trains here)."""
+        """Cross-validate one trained entry over sources (when the config asks), then prepare it and evaluate it on
+        every dataset (and the selection data when it trains here)."""
+        try:
+            if self.config.get("cross_source") and entry.trains_here:
+                self.cross_validate(entry)
+        except Exception as error:
+            entry.status, entry.error = "failed", f"cross-source: {type(error).__name__}: {error}"
+            traceback.print_exc()
+            return
         self.prepare(entry)
         if entry.status != "ready":
             return
         try:
-            for dataset, spec in self.config["datasets"].items():
+            for dataset, spec in self.config["datasets"].items() if entry.model_path else ():
                 entry.evaluations[dataset] = self.evaluate(entry, dataset, spec)
-            if self.config.get("selection") and entry.trains_here:
+            if self.config.get("selection") and entry.trains_here and entry.model_path:
                 self.select(entry)
             entry.status = "ok"
         except Exception as error:
@@ -263,6 +339,7 @@ class Benchmark:
 
         # Evaluations run in this process, `jobs` at a time: one intra-op thread budget per job.
         torch.set_num_threads(self.threads_per_job)
+        self.prepare_cross_source()
         stages: dict[str, Future] = {}
         with ThreadPoolExecutor(max_workers=max(1, self.jobs)) as pool:
             # Stages are queued first, in order, so a job waiting for one never holds up the stage itself.
@@ -277,6 +354,18 @@ class Benchmark:
             for future in entries:
                 future.result()
         return self.write_results()
+
+    def prepare_cross_source(self) -> None:
+        """The fold and holdout manifests (written once under output_dir, reused afterwards)."""
+        self.folds, self.holdouts = [], []
+        spec = self.config.get("cross_source")
+        if not spec:
+            return
+        pool = self.resolve(spec["pool"])
+        self.folds = write_fold_manifests(pool, self.output_dir / "folds", int(spec.get("folds", 5)),
+                                          int(spec.get("seed", 0)))
+        self.holdouts = [(name, write_dataset_holdout_manifests(pool, self.output_dir / "holdouts", name))
+                         for name in spec.get("holdouts") or []]
 
     def _process_after_stages(self, stages: dict[str, Future], entry: DetectorEntry) -> None:
         try:
@@ -297,6 +386,8 @@ class Benchmark:
 
     # Results --------------------------------------------------------------------------------------------------
     def default_choice(self) -> dict[str, Any] | None:
+        if self.config.get("cross_source"):
+            return self.cross_source_choice()
         spec = self.config.get("selection")
         if not spec:
             return None
@@ -312,6 +403,25 @@ class Benchmark:
                 "protocol": best.selection["protocol"],
                 "rule": f"highest pooled AUROC on the selection data among detectors trained here of <= {max_size} MB"}
 
+    def cross_source_choice(self) -> dict[str, Any] | None:
+        """The trained detector (and crop setting) of highest mean cross-source AUROC within the size limit; its
+        threshold is the target FPR on the out-of-fold real photos."""
+        max_size = float(self.config["cross_source"].get("max_size_mb", 30))
+        candidates = [(summary["mean_auroc"], entry, summary) for entry in self.entries
+                      if entry.status == "ok" and entry.cross_source and entry.model_path
+                      and entry.size_mb <= max_size
+                      for summary in entry.cross_source.values() if summary["mean_auroc"] is not None]
+        if not candidates:
+            return None
+        _, best, summary = max(candidates, key=lambda candidate: candidate[0])
+        return {"name": best.name, "model_path": best.model_path, "size_mb": best.size_mb,
+                "cross_source_mean_auroc": summary["mean_auroc"], "num_crops": summary["num_crops"],
+                "threshold": summary["threshold_at_target_fpr"], "target_fpr": summary["target_fpr"],
+                "protocol": summary["protocol"], "pooled_out_of_fold": summary["pooled"],
+                "rule": f"highest mean cross-source AUROC ({len(self.folds)} source-disjoint folds) among detectors "
+                        f"trained here of <= {max_size} MB; threshold: {summary['target_fpr']:.0%} FPR on the "
+                        "out-of-fold real photos"}
+
     def write_results(self) -> dict[str, Any]:
         self.results_dir.mkdir(parents=True, exist_ok=True)
         datasets = self.config["datasets"]
@@ -322,6 +432,9 @@ class Benchmark:
         }
         (self.results_dir / "results.json").write_text(json.dumps(results, indent=2, allow_nan=False) + "\n")
         (self.results_dir / "leaderboard.md").write_text(format_leaderboard(results))
+        if self.config.get("cross_source"):
+            (self.results_dir / "cross_source.md").write_text(format_cross_source(results))
+            write_cross_source_plot(results, self.results_dir / "cross_source_folds.png")
         write_plots(self.entries, datasets, self.results_dir)
         self.copy_reports()
         return results
@@ -336,6 +449,73 @@ class Benchmark:
                 target = self.results_dir / report.relative_to(self.output_dir)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(report, target)
+
+
+def _crop_settings(spec: dict[str, Any]) -> list[int]:
+    value = spec.get("num_crops", [1])
+    return [int(item) for item in (value if isinstance(value, list) else [value])]
+
+
+def format_cross_source(results: dict[str, Any]) -> str:
+    """The cross-source table: per detector and crop setting, mean and per-fold AUROC, pooled out-of-fold metrics at
+    the out-of-fold threshold, each generator family, and each holdout dataset."""
+    rows = [(row, summary) for row in results["detectors"] for summary in (row.get("cross_source") or {}).values()]
+    if not rows:
+        return "No detector finished the cross-source protocol.\n"
+    folds = len(rows[0][1]["per_fold"])
+    families = sorted({family for _, summary in rows for family in summary["per_family"]})
+    holdouts = sorted({name for _, summary in rows for name in summary.get("holdouts", {})})
+    titles = (["detector", "crops", "mean AUROC", "± std", "mean AP"] + [f"fold {k}" for k in range(folds)]
+              + ["pooled AUROC", "threshold", "real acc", "fake acc"] + [f"{family} AUROC" for family in families]
+              + [f"{name} held out AUROC" for name in holdouts] + [f"{name} fake acc" for name in holdouts])
+    lines = ["| " + " | ".join(titles) + " |", "|---|---:|" + "---:|" * (len(titles) - 2)]
+    for row, summary in sorted(rows, key=lambda item: -(item[1]["mean_auroc"] or 0)):
+        cells = [row["name"], str(summary["num_crops"]), _cell(summary["mean_auroc"]), _cell(summary["std_auroc"]),
+                 _cell(summary["mean_ap"])]
+        cells += [_cell(fold["auroc"]) for fold in summary["per_fold"]]
+        pooled = summary["pooled"]
+        cells += [_cell(pooled["auroc"]), f"{summary['threshold_at_target_fpr']:.3f}", _cell(pooled["real_acc"]),
+                  _cell(pooled["fake_acc"])]
+        cells += [_cell(summary["per_family"].get(family, {}).get("auroc")) for family in families]
+        cells += [_cell(summary.get("holdouts", {}).get(name, {}).get("auroc")) for name in holdouts]
+        cells += [_cell(summary.get("holdouts", {}).get(name, {}).get("fake_acc")) for name in holdouts]
+        lines.append("| " + " | ".join(cells) + " |")
+    spec = results["config"]["cross_source"]
+    notes = [
+        "",
+        f"Cross-source protocol: the pool `{spec['pool']}` split into {folds} folds of whole source groups (a "
+        "repository or package, real or fake, is in exactly one fold); each fold is scored by a detector trained on "
+        f"the other folds, under protocol `{spec.get('protocol', 'normalized')}`. Mean AUROC: over the folds (the "
+        "selection criterion). Pooled: all out-of-fold scores together. Threshold: "
+        f"{float(spec.get('target_fpr', 0.05)):.0%} FPR on the out-of-fold reals; real and fake accuracy at it. A "
+        "family's AUROC: all out-of-fold reals against that family's out-of-fold fakes. Holdout: the dataset and "
+        "every source group it shares held out of training, scored at the same threshold.",
+    ]
+    return "\n".join(lines + notes) + "\n"
+
+
+def write_cross_source_plot(results: dict[str, Any], path: Path) -> None:
+    rows = [(f"{row['name']} ({summary['num_crops']} crop{'s' if summary['num_crops'] > 1 else ''})", summary)
+            for row in results["detectors"] for summary in (row.get("cross_source") or {}).values()]
+    if not rows:
+        return
+    figure = Figure(figsize=(max(6, 1.2 * len(rows) + 3), 4))
+    axis = figure.subplots()
+    folds = len(rows[0][1]["per_fold"])
+    width = 0.8 / (folds + 1)
+    for k in range(folds):
+        values = [summary["per_fold"][k]["auroc"] or 0 for _, summary in rows]
+        axis.bar(np.arange(len(rows)) + k * width, values, width, label=f"fold {k}")
+    axis.bar(np.arange(len(rows)) + folds * width, [summary["mean_auroc"] or 0 for _, summary in rows], width,
+             color="black", label="mean")
+    axis.set_xticks(np.arange(len(rows)) + 0.4, [label for label, _ in rows], rotation=20, ha="right", fontsize=8)
+    axis.axhline(0.5, color="grey", linewidth=0.8, linestyle=":")
+    axis.set_ylim(0.3, 1.0)
+    axis.set_ylabel("AUROC on unseen sources")
+    axis.set_title("Cross-source AUROC per fold")
+    axis.legend(fontsize=7, ncol=folds + 1)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
 
 
 def _protocols(spec: dict[str, Any]) -> list[str]:
@@ -353,7 +533,8 @@ def summarise(entry: DetectorEntry, datasets: dict[str, Any]) -> dict[str, Any]:
     per-generator AUROC, the held-out generators' AUROC and, with several protocols, the mean AUROC over them."""
     summary = {"name": entry.name, "base": entry.base, "variant": entry.variant, "trains_here": entry.trains_here,
                "status": entry.status, "error": entry.error, "model_path": entry.model_path,
-               "size_mb": entry.size_mb, "selection": entry.selection, "datasets": {}}
+               "size_mb": entry.size_mb, "selection": entry.selection, "cross_source": entry.cross_source,
+               "datasets": {}}
     for dataset, evaluations in entry.evaluations.items():
         protocol = first_protocol(datasets[dataset])
         main = evaluations[protocol]
@@ -379,10 +560,15 @@ def format_leaderboard(results: dict[str, Any]) -> str:
     titles = ["detector", "variant", "MB"]
     for dataset, spec in datasets.items():
         titles += [f"{dataset} AUROC", f"{dataset} AP", f"{dataset} ECE"]
+        if results["config"].get("cross_source"):
+            titles[-3:] = [f"{title} (in-source)" for title in titles[-3:]]
         titles += [f"{dataset} AUROC {name} (held out)" for name in spec.get("held_out") or []]
         if len(_protocols(spec)) > 1:
             titles.append(f"{dataset} mean AUROC over {len(_protocols(spec))} protocols")
-    titles += ["selection AUROC", "status"]
+    cross_source = bool(results["config"].get("cross_source"))
+    if cross_source:
+        titles += ["cross-source mean AUROC"]
+    titles += ["selection AUROC (in-source)" if cross_source else "selection AUROC", "status"]
     lines = ["| " + " | ".join(titles) + " |", "|---|---|" + "---:|" * (len(titles) - 3) + "---|"]
     for row in results["detectors"]:
         cells = [row["name"], row["variant"], _cell(row["size_mb"]).rstrip("0").rstrip(".") if row["size_mb"] else "–"]
@@ -392,6 +578,10 @@ def format_leaderboard(results: dict[str, Any]) -> str:
             cells += [_cell(values.get("held_out_auroc", {}).get(name)) for name in spec.get("held_out") or []]
             if len(_protocols(spec)) > 1:
                 cells.append(_cell(values.get("mean_robustness_auroc")))
+        if cross_source:
+            best = max((summary["mean_auroc"] or 0 for summary in (row.get("cross_source") or {}).values()),
+                       default=None)
+            cells.append(_cell(best))
         cells.append(_cell((row["selection"] or {}).get("auroc")))
         cells.append(row["status"] if row["status"] == "ok" else f"{row['status']}: {row['error']}")
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
@@ -403,7 +593,14 @@ def format_leaderboard(results: dict[str, Any]) -> str:
         "the real photos with DAIR pseudo-fakes as the only fakes. ECE: 15-bin expected calibration error of P(fake).",
     ]
     choice = results.get("default_detector")
-    if choice:
+    if choice and cross_source:
+        notes.append(
+            f"\nDefault detector by the rule ({choice['rule']}): **{choice['name']}** with {choice['num_crops']} "
+            f"crop(s) (mean cross-source AUROC {choice['cross_source_mean_auroc']:.3f}, threshold "
+            f"{choice['threshold']:.4f}). Columns marked in-source score sources that training also saw: they "
+            "measure source recognition and never choose. Per fold: `cross_source.md`."
+        )
+    elif choice:
         notes.append(
             f"\nDefault detector by the selection rule ({choice['rule']}, selection data `{choice['selection_data']}`,"
             f" protocol `{choice['protocol']}`): **{choice['name']}** (selection AUROC {choice['selection_auroc']:.3f},"

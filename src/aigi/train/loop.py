@@ -1,8 +1,10 @@
 """The one training loop (Accelerate): gradient accumulation, bf16/fp32, resumable checkpoints, logs, progress."""
 
 import json
+import math
 import os
 import time
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -10,6 +12,7 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from tqdm.auto import tqdm
 
+from ..data.sources import source_group
 from .args import TrainingArguments
 from .log_plot import plot_training_log
 from .tasks import build_task
@@ -19,10 +22,11 @@ STATE_FILE = "trainer_state.json"
 
 
 class ResumableSampler(torch.utils.data.Sampler):
-    """Shuffles with a permutation fixed by (seed, epoch), so a resumed run sees the same order."""
+    """Shuffles with a permutation fixed by (seed, epoch), so a resumed run sees the same order; with `weights`,
+    draws that many indices with replacement in proportion to them instead (also fixed by seed and epoch)."""
 
-    def __init__(self, size: int, seed: int):
-        self.size, self.seed, self.epoch = size, seed, 0
+    def __init__(self, size: int, seed: int, weights: torch.Tensor | None = None):
+        self.size, self.seed, self.epoch, self.weights = size, seed, 0, weights
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -32,7 +36,33 @@ class ResumableSampler(torch.utils.data.Sampler):
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        if self.weights is not None:
+            return iter(torch.multinomial(self.weights, self.size, replacement=True, generator=generator).tolist())
         return iter(torch.randperm(self.size, generator=generator).tolist())
+
+
+def balanced_weights(records) -> torch.Tensor:
+    """Sampling weights giving each class half of the draws and each source group of a class a share proportional
+    to the square root of its size (see `--sampling balanced`)."""
+    group_sizes = Counter((record.label, source_group(record)) for record in records)
+    class_mass = Counter()
+    for (label, _), size in group_sizes.items():
+        class_mass[label] += math.sqrt(size)
+    weights = [
+        math.sqrt(group_sizes[key]) / group_sizes[key] / class_mass[record.label]
+        for record in records for key in [(record.label, source_group(record))]
+    ]
+    return torch.tensor(weights, dtype=torch.double)
+
+
+def learning_rate_factor(step: int, args: TrainingArguments) -> float:
+    """Multiplier of the learning rate at `step`: linear warm-up, then constant or cosine decay to 0."""
+    if step < args.warmup_steps:
+        return (step + 1) / args.warmup_steps
+    if args.lr_scheduler == "cosine":
+        progress = (step - args.warmup_steps) / max(1, args.max_steps - args.warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return 1.0
 
 
 def find_checkpoint(output_dir: Path, resume_from_checkpoint: str) -> Path:
@@ -64,7 +94,12 @@ def train(args: TrainingArguments) -> Path:
     )
     model = task.build_model().to(memory_format=task.memory_format)
     dataset = task.build_dataset()
-    sampler = ResumableSampler(len(dataset), args.seed)
+    weights = None
+    if args.sampling == "balanced":
+        if not hasattr(dataset, "records"):
+            raise ValueError(f"--sampling balanced needs labelled records; task {args.task} has none")
+        weights = balanced_weights(dataset.records)
+    sampler = ResumableSampler(len(dataset), args.seed, weights)
     dataloader = torch.utils.data.DataLoader(
         dataset, batch_size=args.per_device_batch_size, sampler=sampler, collate_fn=task.collate,
         num_workers=args.num_workers, drop_last=True,
@@ -103,6 +138,8 @@ def train(args: TrainingArguments) -> Path:
             with accelerator.accumulate(model):
                 losses = task.compute_loss(model, batch, step, accelerator.process_index)
                 accelerator.backward(losses["loss"])
+                for group in optimizer.param_groups:  # a function of the step: resumes with no state of its own
+                    group["lr"] = args.learning_rate * learning_rate_factor(step, args)
                 optimizer.step()
                 optimizer.zero_grad()
             samples_seen += len(batch["labels"]) if isinstance(batch, dict) else len(batch)

@@ -27,6 +27,7 @@ from ..modeling.univfd import UnivFDConfig, UnivFDForImageClassification, clip_v
 from ..registry import FAMILIES
 from .args import TrainingArguments
 from .fiser import FiSeRContrastiveTask
+from .imagenet_start import input_normalization, load_imagenet_weights
 from .gensign import DAIRTask, SignatureExtractorCheckpoint, SignatureExtractorTask
 from .samples import (
     AugmentedDetectionDataset,
@@ -81,7 +82,7 @@ class RescaleCLPretrainTask:
         else:
             encoder = RescaleCLModel(scratch_config(self.args))
             if self.args.backbone_pretrained:
-                load_timm_pretrained_weights(encoder.encoder, self.args.backbone)
+                load_imagenet_weights(encoder.encoder, self.args.backbone)
         return RescalingContrastModel(encoder, len(self.ratios) if self.args.ratio_classification_weight else None)
 
     def build_dataset(self) -> torch.utils.data.Dataset:
@@ -210,7 +211,7 @@ def scratch_classifier(args: TrainingArguments) -> PreTrainedModel:
     else:
         model = FAMILIES[args.family].classification_class(scratch_config(args))
     if args.backbone_pretrained:
-        load_timm_pretrained_weights(TIMM_ENCODERS[args.family](model), args.backbone)
+        load_imagenet_weights(TIMM_ENCODERS[args.family](model), args.backbone)
     return model
 
 
@@ -236,13 +237,15 @@ def scratch_config(args: TrainingArguments) -> PreTrainedConfig:
 
 
 def gensign_scratch_config(args: TrainingArguments, extractor: SignatureExtractorCheckpoint | None) -> GenSignConfig:
-    """The offline GenSign configuration: timm backbones for both streams, trained in full on [-1, 1] input."""
+    """The offline GenSign configuration: timm backbones for both streams, trained in full on [-1, 1] input (or the
+    input the RGB stream's ImageNet weights expect)."""
+    mean, std = input_normalization(args.backbone) if args.backbone_pretrained else ([0.5] * 3, [0.5] * 3)
     extractor_shape = {}
     if extractor is not None:
         extractor_shape = {"signature_extractor_width": extractor.width,
                            "signature_extractor_blocks": extractor.num_blocks}
     return GenSignConfig(
-        rgb_backbone=args.backbone, rgb_image_mean=[0.5] * 3, rgb_image_std=[0.5] * 3,
+        rgb_backbone=args.backbone, rgb_image_mean=mean, rgb_image_std=std,
         use_signature_stream=args.use_signature_stream, signature_backbone=args.signature_backbone,
         image_size=args.image_size, **extractor_shape,
     )
@@ -253,15 +256,11 @@ def scratch_processor(args: TrainingArguments) -> PilBackend:
     side = args.image_size
     if args.family == "univfd" and args.clip_model:
         side = clip_vision_config(AutoConfig.from_pretrained(args.clip_model))["image_size"]  # the tower's fixed size
-    return FAMILIES[args.family].image_processor_class(crop_size={"height": side, "width": side})
-
-
-def load_timm_pretrained_weights(encoder: nn.Module, backbone: str) -> None:
-    """ImageNet weights for the encoder (the paper's starting point). Needs the Hub or timm's cache."""
-    import timm
-
-    pretrained = timm.create_model(backbone, pretrained=True, num_classes=0)
-    encoder.load_state_dict(pretrained.state_dict())
+    normalization = {}
+    if args.backbone_pretrained:
+        mean, std = input_normalization(args.backbone)
+        normalization = {"image_mean": mean, "image_std": std}
+    return FAMILIES[args.family].image_processor_class(crop_size={"height": side, "width": side}, **normalization)
 
 
 def build_task(args: TrainingArguments):
