@@ -1,4 +1,4 @@
-"""Before/after of each pipeline optimisation for one detector, with `aigi.evaluation.speed.bench_speed`.
+"""Before/after of each pipeline optimisation for one detector, with `aigi.inference.speed.bench_speed`.
 
 Variants, each adding one optimisation to the previous: `baseline` (torch.no_grad, contiguous NCHW tensors,
 preprocessing in the caller's thread), `+inference_mode`, `+channels_last`, `+2 preprocessing threads`,
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-import aigi.evaluation.speed as speed
-import aigi.pipeline as pipeline_module
-from aigi.pipeline import AIImageDetectionPipeline
+import aigi.inference.speed as speed
+import aigi.inference.pipeline as pipeline_module
+from aigi.inference.pipeline import AIImageDetectionPipeline
 
 
 def contiguous_fake_probabilities(model, pixel_values):

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from transformers import pipeline
 
-from aigi.evaluation.speed import peak_rss_mib, write_benchmark_images
-from aigi.evaluation.streaming import FILE_FIELDS, RowWriter, file_entries, iter_detection_rows
+from aigi.inference.speed import peak_rss_mib, write_benchmark_images
+from aigi.inference.inputs import FILE_FIELDS, file_entries
+from aigi.inference.rows import RowWriter, iter_detection_rows
 from aigi.image_io import collect_image_files
 from aigi.registry import resolve_model
 

@@ -17,7 +17,7 @@ from PIL import Image
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification, pipeline
 from transformers.modeling_outputs import ImageClassifierOutput
 
-from aigi.pipeline import fake_probabilities, fake_score
+from aigi.inference.pipeline import fake_probabilities, fake_score
 
 
 def random_image(width: int, height: int, seed: int = 0) -> Image.Image:

@@ -15,7 +15,7 @@ from aigi.evaluation.benchmark import read_predictions
 from aigi.evaluation.metrics import threshold_at_fpr
 from aigi.hub.export import export_model
 from aigi.image_io import collect_image_files
-from aigi.pipeline import fake_score
+from aigi.inference.pipeline import fake_score
 from aigi.registry import DEFAULT_DETECTOR, SAMPLES_DIR, bundled_checkpoints, default_detector_path, resolve_model
 from detector_tester import load_without_aigi
 

@@ -12,8 +12,8 @@ import pytest
 from transformers import pipeline
 
 from aigi.cli import main
-from aigi.distributed import batch_shard, merge_shards, score_in_shards
-from aigi.evaluation.runner import score_sources
+from aigi.inference.distributed import batch_shard, merge_shards, score_in_shards
+from aigi.inference.scoring import score_sources
 
 
 def batches_of(items: list, batch_size: int) -> list[list]:

@@ -10,7 +10,7 @@ import pytest
 from huggingface_hub import ModelCard
 
 from aigi.cli import main
-from aigi.pipeline import fake_score
+from aigi.inference.pipeline import fake_score
 from helpers import write_image
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")

@@ -13,7 +13,7 @@ from aigi.modeling.fiser import (
     top_k_similarities,
 )
 from aigi.modeling.fiser.modeling_fiser import HEAD_CLASSES
-from aigi.pipeline import fake_probabilities, fake_score
+from aigi.inference.pipeline import fake_probabilities, fake_score
 from aigi.train.heads import head_state
 from detector_tester import DetectorModelTesterMixin, load_without_aigi, random_image
 

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from transformers import pipeline
 
 from aigi.cli import main as aigi_main
-from aigi.pipeline import fake_score
+from aigi.inference.pipeline import fake_score
 from aigi.train import parse_training_arguments, train
 from test_training import tiny_arguments
 

@@ -3,7 +3,7 @@ import pytest
 from transformers import pipeline
 
 import aigi  # noqa: F401  (registers the task)
-from aigi.pipeline import fake_score
+from aigi.inference.pipeline import fake_score
 from detector_tester import load_without_aigi, random_image
 
 

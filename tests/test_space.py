@@ -19,7 +19,7 @@ from aigi.demo import (
     detector_choices,
 )
 from aigi.modeling.gensign import GenSignConfig, GenSignForImageClassification, GenSignImageProcessor
-from aigi.pipeline import fake_score
+from aigi.inference.pipeline import fake_score
 from aigi.registry import DEFAULT_DETECTOR, default_detector_path
 from helpers import write_image
 

@@ -7,7 +7,7 @@ from helpers import write_mixed_folder
 from transformers import pipeline
 
 from aigi.cli import main
-from aigi.pipeline import preprocess_in_threads
+from aigi.inference.batching import preprocess_in_threads
 
 
 @pytest.fixture(scope="module")

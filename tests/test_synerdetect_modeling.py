@@ -14,7 +14,7 @@ from aigi.modeling.synerdetect import (
     SynerDetectModel,
     matching_scores,
 )
-from aigi.pipeline import fake_probabilities, fake_score
+from aigi.inference.pipeline import fake_probabilities, fake_score
 from detector_tester import DetectorModelTesterMixin, load_without_aigi, random_image
 
 IMAGE_SIZE = 32

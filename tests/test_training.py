@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForImageClassification, pipeline
 
 from aigi.data.transforms import AUGMENT_PRESETS, TrainingAugment
-from aigi.pipeline import fake_score
+from aigi.inference.pipeline import fake_score
 from aigi.train import parse_training_arguments, train
 from aigi.train.samples import training_augment
 from aigi.train.tasks import ClassificationTask

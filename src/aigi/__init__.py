@@ -4,7 +4,7 @@ Importing aigi registers every detector family with the transformers Auto classe
 `ai-image-detection` pipeline task.
 """
 
-from .pipeline import AIImageDetectionPipeline, register_pipeline_task
+from .inference.pipeline import AIImageDetectionPipeline, register_pipeline_task
 from .registry import FAMILIES, bundled_checkpoints, register_families, resolve_model
 
 __version__ = "0.1.0"

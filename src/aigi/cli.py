@@ -1,7 +1,6 @@
 """The `aigi` command: detect, evaluate, bench-speed, train, fit-head, fewshot, feature-map, models, demo, export."""
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
@@ -121,100 +120,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_detect(args) -> int:
-    from transformers import pipeline
+    from .inference.detect import detect_files, detect_to_file
+    from .inference.distributed import is_main_process
+    from .inference.rows import print_rows
 
-    from .distributed import is_main_process, process_device, score_in_shards
-    from .evaluation.runner import score_sources
-    from .evaluation.streaming import verdict_fields
-    from .image_io import collect_image_files
-    from .registry import resolve_model
-
-    if args.output or args.data:
-        return run_detect_streaming(args)
-    if not args.paths:
-        print("aigi detect: give image files or folders (or --data with --output)", file=sys.stderr)
-        return 2
+    options = {"batch_size": args.batch_size, "threshold": args.threshold, "num_workers": args.num_workers}
     try:
-        model = resolve_model(args.model)
-        files = collect_image_files(args.paths)
+        if args.output or args.data:
+            if not args.output:
+                raise ValueError("--data needs --output FILE (.csv or .jsonl)")
+            written, errors = detect_to_file(
+                args.model, args.output, paths=args.paths, data=args.data, split=args.split, **options
+            )
+            print(f"{written} rows ({errors} unreadable) written to {args.output}")
+            return 1 if written and errors == written else 0
+        if not args.paths:
+            raise ValueError("give image files or folders (or --data with --output)")
+        rows = detect_files(args.model, args.paths, **options)
     except (ValueError, FileNotFoundError) as error:
         print(f"aigi detect: {error}", file=sys.stderr)
         return 2
-    pipe = pipeline("ai-image-detection", model=model, device_map=process_device())
-    outputs = score_in_shards(
-        lambda shard: score_sources(
-            pipe, shard, batch_size=args.batch_size, threshold=args.threshold, num_workers=args.num_workers,
-            description="detect",
-        ),
-        [str(file) for file in files], batch_size=args.batch_size,
-    )
-    rows = [{"path": str(file), **verdict_fields(output)} for file, output in zip(files, outputs)]
     if is_main_process():
-        print_rows(rows, args)
+        print_rows(rows, "json" if args.json else "csv" if args.csv else "text")
     return 1 if rows and all(row["error"] for row in rows) else 0
 
 
-def run_detect_streaming(args) -> int:
-    """`aigi detect --output FILE [paths | --data PATH]`: rows written as they are scored, in one process."""
-    import itertools
-
-    from transformers import pipeline
-
-    from .data.layouts import iter_detection_records
-    from .evaluation import streaming
-    from .image_io import collect_image_files
-    from .registry import resolve_model
-
-    from .distributed import launch_state
-
-    try:
-        if launch_state().num_processes > 1:
-            raise ValueError("streaming (--output / --data) writes one file from one process; launch it without "
-                             "accelerate, or shard with `accelerate launch -m aigi detect PATHS --json`")
-        if not args.output:
-            raise ValueError("--data needs --output FILE (.csv or .jsonl)")
-        if bool(args.data) == bool(args.paths):
-            raise ValueError("give image paths or --data, not both" if args.data else "give image paths or --data")
-        streaming.check_output_path(args.output)
-        model = resolve_model(args.model)
-        if args.data:
-            records = iter_detection_records(args.data, split=args.split)
-            first = next(records, None)  # reads the layout now, so that an unusable --data fails here
-            entries = streaming.record_entries(itertools.chain([first] if first else [], records))
-            fields, total = streaming.RECORD_FIELDS, None
-        else:
-            files = collect_image_files(args.paths)
-            entries, fields, total = streaming.file_entries(files), streaming.FILE_FIELDS, len(files)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"aigi detect: {error}", file=sys.stderr)
-        return 2
-    pipe = pipeline("ai-image-detection", model=model)
-    rows = streaming.iter_detection_rows(
-        pipe, entries, batch_size=args.batch_size, threshold=args.threshold, num_workers=args.num_workers,
-        total=total, description="detect",
-    )
-    written, errors = streaming.stream_rows_to_file(rows, args.output, fields)
-    print(f"{written} rows ({errors} unreadable) written to {args.output}")
-    return 1 if written and errors == written else 0
-
-
-def print_rows(rows: list[dict], args) -> None:
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    elif args.csv:
-        writer = csv.DictWriter(sys.stdout, fieldnames=["path", "label", "score", "error"])
-        writer.writeheader()
-        writer.writerows(rows)
-    else:
-        for row in rows:
-            verdict = f"ERROR {row['error']}" if row["error"] else f"{row['label']:4s}  P(fake)={row['score']:.4f}"
-            print(f"{verdict}  {row['path']}")
-
-
 def run_evaluate(args) -> int:
-    from .distributed import is_main_process
     from .evaluation.report import format_markdown_table, format_robustness_table
     from .evaluation.runner import evaluate_detector, evaluate_robustness, parse_protocols
+    from .inference.distributed import is_main_process
 
     try:
         protocols = parse_protocols(args.protocol)
@@ -264,31 +198,11 @@ def run_fit_head(args) -> int:
 
 
 def run_feature_map(args) -> int:
-    import random
+    from .evaluation.features import write_feature_map
 
-    from transformers import AutoImageProcessor, AutoModelForImageClassification
-
-    from .data.layouts import load_detection_records
-    from .evaluation.features import extract_features, plot_feature_map
-    from .registry import resolve_model
-
-    model_path = resolve_model(args.model)
-    model = AutoModelForImageClassification.from_pretrained(model_path).eval()
-    processor = AutoImageProcessor.from_pretrained(model_path)
-    records = load_detection_records(args.data, split=args.split)
-    rng = random.Random(args.seed)
-    by_generator: dict[str, list] = {}
-    for record in records:
-        by_generator.setdefault(record.generator, []).append(record)
-    chosen = [record for name in sorted(by_generator) for record in
-              rng.sample(by_generator[name], min(args.max_per_generator, len(by_generator[name])))]
-    extracted = extract_features(model.get_image_features, processor, chosen, protocol=args.protocol)
-    title = f"{Path(model_path).name}: {Path(args.data).name} ({args.protocol})"
-    embedding = plot_feature_map(extracted.features, extracted.generators, args.output, title=title, seed=args.seed)
-    Path(args.output).with_suffix(".json").write_text(json.dumps(
-        [{"id": id_, "generator": generator, "x": float(x), "y": float(y)}
-         for id_, generator, (x, y) in zip(extracted.ids, extracted.generators, embedding)], indent=1))
-    print(f"feature map of {len(extracted.ids)} images written to {args.output}")
+    count = write_feature_map(args.model, args.data, args.output, split=args.split, protocol=args.protocol,
+                              max_per_generator=args.max_per_generator, seed=args.seed)
+    print(f"feature map of {count} images written to {args.output}")
     return 0
 
 
@@ -307,7 +221,7 @@ def run_benchmark(args) -> int:
 
 
 def run_bench_speed(args) -> int:
-    from .evaluation.speed import bench_speed, format_speed_table
+    from .inference.speed import bench_speed, format_speed_table
 
     try:
         batch_sizes = tuple(int(size) for size in args.batch_sizes.split(","))
@@ -394,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
 
         train_main(argv[1:])
         return 0
-    from .distributed import end_launched_process
+    from .inference.distributed import end_launched_process
 
     args = build_parser().parse_args(argv)
     commands = {

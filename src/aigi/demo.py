@@ -20,7 +20,7 @@ import gradio as gr
 from PIL import Image
 
 from .image_io import IMAGE_EXTENSIONS, ImageLoadError, load_image
-from .pipeline import fake_score
+from .inference.pipeline import fake_score
 from .registry import DEFAULT_DETECTOR, SAMPLES_DIR, bundled_checkpoints, resolve_model
 
 MODELS_ENV = "AIGI_DEMO_MODELS"

@@ -105,3 +105,35 @@ def plot_feature_map(features: np.ndarray, generators: Sequence[str], path: str 
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return embedding
+
+
+def write_feature_map(
+    model: str, data: str, output: str | Path, *, split: str | None = None, protocol: str = "normalized",
+    max_per_generator: int = 200, seed: int = 0,
+) -> int:
+    """`aigi feature-map`: the t-SNE picture (`output`, PNG) of `model`'s features on up to `max_per_generator`
+    random images of each generator of `data`, and the embedding next to it (`.json`). Returns the image count."""
+    import json
+    import random
+
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    from ..data.layouts import load_detection_records
+    from ..registry import resolve_model
+
+    model_path = resolve_model(model)
+    detector = AutoModelForImageClassification.from_pretrained(model_path).eval()
+    processor = AutoImageProcessor.from_pretrained(model_path)
+    rng = random.Random(seed)
+    by_generator: dict[str, list] = {}
+    for record in load_detection_records(data, split=split):
+        by_generator.setdefault(record.generator, []).append(record)
+    chosen = [record for name in sorted(by_generator) for record in
+              rng.sample(by_generator[name], min(max_per_generator, len(by_generator[name])))]
+    extracted = extract_features(detector.get_image_features, processor, chosen, protocol=protocol)
+    title = f"{Path(model_path).name}: {Path(data).name} ({protocol})"
+    embedding = plot_feature_map(extracted.features, extracted.generators, output, title=title, seed=seed)
+    Path(output).with_suffix(".json").write_text(json.dumps(
+        [{"id": id_, "generator": generator, "x": float(x), "y": float(y)}
+         for id_, generator, (x, y) in zip(extracted.ids, extracted.generators, embedding)], indent=1))
+    return len(extracted.ids)

@@ -1,18 +1,19 @@
 """`aigi evaluate`: score a labelled dataset with a detector under one or more protocols and write the reports."""
 
 import json
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
+from .._deprecated import moved_names
 from ..data.layouts import load_detection_records
 from ..data.records import DetectionRecord
 from ..data.transforms import PROTOCOLS, ROBUSTNESS_SUITE
-from ..distributed import is_main_process, process_device, score_in_shards
-from ..pipeline import default_num_workers, fake_score
+from ..inference.distributed import is_main_process
+from ..inference.pipeline import fake_score
+from ..inference.scoring import load_pipeline, score_across_processes
 from .report import write_report, write_robustness_report
+
+__getattr__ = moved_names(__name__, "aigi.inference.scoring", {"iter_scores": "aigi.inference.scoring:score_stream"})
 
 ROBUSTNESS = "robustness"
 
@@ -34,38 +35,9 @@ def parse_protocols(spec: str) -> list[str]:
     return protocols
 
 
-def iter_scores(
-    pipe, sources: Iterable, *, batch_size: int, protocol: str = "raw", threshold: float | None = None,
-    num_workers: int | None = None, total: int | None = None, description: str = "scoring",
-) -> Iterator:
-    """Run the `ai-image-detection` pipeline over `sources` lazily, with a progress bar: one output per source, in
-    order, as soon as its batch is scored (`sources` is read only a few batches ahead). `num_workers` threads decode
-    and preprocess (default `default_num_workers()`; 0: in this thread); the outputs do not depend on it."""
-    outputs = pipe(
-        (source for source in sources), batch_size=batch_size, protocol=protocol, threshold=threshold,
-        on_error="report", num_workers=default_num_workers() if num_workers is None else num_workers,
-    )
-    yield from tqdm(outputs, total=total, desc=description, unit="img")
-
-
-def score_sources(
-    pipe, sources: list, *, batch_size: int, protocol: str = "raw", threshold: float | None = None,
-    num_workers: int | None = None, description: str = "scoring",
-) -> list:
-    """`iter_scores` over a list, as a list: one output per source, in order."""
-    return list(iter_scores(
-        pipe, sources, batch_size=batch_size, protocol=protocol, threshold=threshold, num_workers=num_workers,
-        total=len(sources), description=description,
-    ))
-
-
 def _load(model: str, data: str, split: str | None, threshold: float | None):
     """The detector's pipeline, the records of `data`, and the threshold (default: the model's)."""
-    from transformers import pipeline
-
-    from ..registry import resolve_model
-
-    pipe = pipeline("ai-image-detection", model=resolve_model(model), device_map=process_device())
+    pipe = load_pipeline(model)
     if threshold is None:
         threshold = float(pipe.model.config.decision_threshold)
     return pipe, load_detection_records(data, split=split), threshold
@@ -75,11 +47,9 @@ def _evaluate_protocol(
     pipe, records: list[DetectionRecord], output_dir: str | Path, *, model: str, data: str, protocol: str,
     threshold: float, batch_size: int,
 ) -> dict[str, Any] | None:
-    outputs = score_in_shards(
-        lambda shard: score_sources(
-            pipe, shard, batch_size=batch_size, protocol=protocol, description=f"scoring ({protocol})"
-        ),
-        [record.image for record in records], batch_size=batch_size,
+    outputs = score_across_processes(
+        pipe, [record.image for record in records], batch_size=batch_size, protocol=protocol,
+        description=f"scoring ({protocol})",
     )
     scored, failures = [], []
     for record, output in zip(records, outputs):
