@@ -20,16 +20,15 @@ import aigi.inference.pipeline as pipeline_module
 from aigi.inference.pipeline import AIImageDetectionPipeline
 
 
-def contiguous_fake_probabilities(model, pixel_values):
-    logits = model(pixel_values=pixel_values.contiguous()).logits.float()
-    return logits.softmax(-1)[:, int(model.config.label2id["fake"])]
+def contiguous_model_logits(model, pixel_values):
+    return model(pixel_values=pixel_values.contiguous()).logits.float()
 
 
 @contextmanager
 def patched(inference_mode: bool, channels_last: bool):
     original_context = AIImageDetectionPipeline.get_inference_context
     original_init = AIImageDetectionPipeline.__init__
-    original_probabilities = pipeline_module.fake_probabilities
+    original_logits = pipeline_module.model_logits
     if not inference_mode:
         AIImageDetectionPipeline.get_inference_context = lambda self: torch.no_grad
     if not channels_last:
@@ -38,13 +37,13 @@ def patched(inference_mode: bool, channels_last: bool):
             self.model.to(memory_format=torch.contiguous_format)
 
         AIImageDetectionPipeline.__init__ = init_without_channels_last
-        pipeline_module.fake_probabilities = speed.fake_probabilities = contiguous_fake_probabilities
+        pipeline_module.model_logits = contiguous_model_logits
     try:
         yield
     finally:
         AIImageDetectionPipeline.get_inference_context = original_context
         AIImageDetectionPipeline.__init__ = original_init
-        pipeline_module.fake_probabilities = speed.fake_probabilities = original_probabilities
+        pipeline_module.model_logits = original_logits
 
 
 VARIANTS = (

@@ -144,9 +144,9 @@ def test_benchmark_cross_source_trains_per_fold_and_chooses_by_it(detection_fold
     results = json.loads((tmp_path / "results" / "results.json").read_text())
     rows = {row["name"]: row for row in results["detectors"]}
     assert rows["cnn"]["status"] == "ok" and rows["cnn_arm"]["status"] == "ok"
-    summary = rows["cnn"]["cross_source"]["1"]
+    summary = rows["cnn"]["cross_source"]["normalized_crops1"]
     assert len(summary["per_fold"]) == 2 and "set_a" in summary["holdouts"]
-    assert "holdouts" not in rows["cnn_arm"]["cross_source"]["1"]
+    assert "holdouts" not in rows["cnn_arm"]["cross_source"]["normalized_crops1"]
     assert rows["cnn_arm"]["model_path"] is None  # a comparison arm is never trained on the whole pool
     for fold in range(2):
         held = {r["path"] for r in csv.DictReader(open(tmp_path / "runs" / "folds" / f"fold_{fold}" / "held_out.csv"))}

@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--split", default=None, help="Split of --data.")
     detect.add_argument("--output", default=None,
                         help="Stream the rows to this .csv or .jsonl file as they are scored (constant memory).")
+    add_crop_arguments(detect)
     output_format = detect.add_mutually_exclusive_group()
     output_format.add_argument("--json", action="store_true", help="Print a JSON list.")
     output_format.add_argument("--csv", action="store_true", help="Print CSV.")
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--threshold", type=float, default=None)
     evaluate.add_argument("--batch-size", type=int, default=32)
     evaluate.add_argument("--split", default=None, help="Split of a saved DatasetDict (default: test).")
+    add_crop_arguments(evaluate)
 
     for name, help_text in (
         ("fit-head", "Fit a head (prototype, kNN bank, logistic, SVM) on a frozen FiSeR encoder: a new detector."),
@@ -119,12 +121,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_crop_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--num-crops", type=int, default=None,
+                         help="Score up to this many native-resolution crops spread over each image (default: the "
+                              "detector's preprocessor_config.json, usually 1: the centre crop).")
+    command.add_argument("--crop-aggregation", choices=("mean", "max", "median"), default=None,
+                         help="How the crops' logits make the image's (default: the detector's, usually mean).")
+
+
 def run_detect(args) -> int:
     from .inference.detect import detect_files, detect_to_file
     from .inference.distributed import is_main_process
     from .inference.rows import print_rows
 
-    options = {"batch_size": args.batch_size, "threshold": args.threshold, "num_workers": args.num_workers}
+    options = {"batch_size": args.batch_size, "threshold": args.threshold, "num_workers": args.num_workers,
+               "num_crops": args.num_crops, "crop_aggregation": args.crop_aggregation}
     try:
         if args.output or args.data:
             if not args.output:
@@ -155,7 +166,8 @@ def run_evaluate(args) -> int:
     except ValueError as error:
         print(f"aigi evaluate: {error}", file=sys.stderr)
         return 2
-    options = {"threshold": args.threshold, "batch_size": args.batch_size, "split": args.split}
+    options = {"threshold": args.threshold, "batch_size": args.batch_size, "split": args.split,
+               "num_crops": args.num_crops, "crop_aggregation": args.crop_aggregation}
     if len(protocols) == 1:
         result = evaluate_detector(args.model, args.data, args.output, protocol=protocols[0], **options)
         if not is_main_process():  # the main process of the launch reports

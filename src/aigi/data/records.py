@@ -66,6 +66,14 @@ ImageProcessor = Callable[..., Any]
 """A transformers image processor: `processor(images=img, return_tensors="pt")["pixel_values"]`."""
 
 
+def one_crop_pixel_values(image_processor: ImageProcessor, images, **options) -> torch.Tensor:
+    """`pixel_values` of one crop per image, whatever `num_crops` the processor's config declares for scoring:
+    training and feature extraction see one crop per record."""
+    if hasattr(image_processor, "num_crops"):
+        options["num_crops"] = 1
+    return image_processor(images=images, return_tensors="pt", **options)["pixel_values"]
+
+
 class DetectionDataset(torch.utils.data.Dataset):
     """Torch dataset of records: decode, `transform`, then `image_processor`.
 
@@ -90,5 +98,5 @@ class DetectionDataset(torch.utils.data.Dataset):
         image = load_record_image(record)
         if self.transform is not None:
             image = self.transform(image)
-        pixel_values = self.image_processor(images=image, return_tensors="pt")["pixel_values"][0]
+        pixel_values = one_crop_pixel_values(self.image_processor, image)[0]
         return {"pixel_values": pixel_values, "labels": record.label}

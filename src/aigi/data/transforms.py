@@ -392,8 +392,23 @@ class NormalizedProtocol:
         return jpeg_reencode(center_crop_or_pad(img, self.size), self.quality)
 
 
+@dataclass(frozen=True)
+class NativeProtocol:
+    """The whole image at its native size, re-encoded as JPEG at `quality`.
+
+    The codec is the same for both classes, as in `normalized`, but nothing is cropped: the detector's image
+    processor takes its own crops (`num_crops` of them over the whole image), as it does on a user's file.
+    """
+
+    quality: int = 95
+
+    def __call__(self, img: Image.Image) -> Image.Image:
+        return jpeg_reencode(img, self.quality)
+
+
 normalized_protocol = NormalizedProtocol(256)
-NORMALIZED_PROTOCOLS = {"normalized": normalized_protocol, "normalized_128": NormalizedProtocol(128)}
+NORMALIZED_PROTOCOLS = {"normalized": normalized_protocol, "normalized_128": NormalizedProtocol(128),
+                        "native": NativeProtocol()}
 
 
 class RobustnessProtocol(ABC):

@@ -40,7 +40,7 @@ train_data: data/pool/manifest.csv  # the detector shipped is trained on the who
 cross_source:
   pool: data/pool/manifest.csv      # datasets_scripts/build_training_pool.py
   folds: 5
-  protocol: normalized
+  protocol: normalized              # or scorings: [{protocol: native, num_crops: 8}, ...], one evaluation each
   num_crops: [1]                    # one evaluation per crop setting of the image processor
   target_fpr: 0.05
   holdouts: [external2]             # a whole dataset of the pool (and every source group it shares) held out
@@ -283,7 +283,6 @@ class Benchmark:
     def cross_validate(self, entry: DetectorEntry) -> None:
         """Train on each fold's training sources (and each holdout's), score the held-out sources, summarise."""
         spec = self.config["cross_source"]
-        protocol = spec.get("protocol", "normalized")
         holdouts = self.holdouts if entry.holdouts else []
         splits = [(f"fold{fold['fold']}", fold) for fold in self.folds] + list(holdouts)
         predictions: dict[str, dict[int, Any]] = {}
@@ -292,23 +291,23 @@ class Benchmark:
             final = self.train_run(run_name, {**entry.train, "train_data": split["train"]})
             if entry.head:
                 final = self.fit_head(entry, final, run_name=run_name, train_data=split["train"])
-            for crops in _crop_settings(spec):
+            for protocol, crops in scorings(spec):
                 evaluation = self.evaluate_model(
-                    str(final), f"{run_name}/crops{crops}", "held_out",
+                    str(final), f"{run_name}/{scoring_name(protocol, crops)}", "held_out",
                     {"data": split["held_out"], "protocols": protocol, "num_crops": crops},
                 )[protocol]
-                predictions.setdefault(split_name, {})[crops] = read_predictions(evaluation["predictions"])
+                predictions.setdefault(split_name, {})[(protocol, crops)] = read_predictions(evaluation["predictions"])
         target_fpr = float(spec.get("target_fpr", 0.05))
         summaries = {}
-        for crops in _crop_settings(spec):
-            summary = summarise_folds([predictions[f"fold{fold['fold']}"][crops] for fold in self.folds],
+        for protocol, crops in scorings(spec):
+            summary = summarise_folds([predictions[f"fold{fold['fold']}"][(protocol, crops)] for fold in self.folds],
                                       target_fpr=target_fpr)
             for name, _ in holdouts:
-                labels, scores, _ = predictions[name][crops]
+                labels, scores, _ = predictions[name][(protocol, crops)]
                 metrics = binary_metrics(labels, scores, threshold=summary["threshold_at_target_fpr"])
                 summary.setdefault("holdouts", {})[name] = {
                     key: metrics.get(key) for key in ("auroc", "ap", "real_acc", "fake_acc")}
-            summaries[str(crops)] = {**summary, "num_crops": crops, "protocol": protocol}
+            summaries[scoring_name(protocol, crops)] = {**summary, "num_crops": crops, "protocol": protocol}
         entry.cross_source = summaries
 
     def process(self, entry: DetectorEntry) -> None:
@@ -451,9 +450,23 @@ class Benchmark:
                 shutil.copy2(report, target)
 
 
-def _crop_settings(spec: dict[str, Any]) -> list[int]:
+def scorings(spec: dict[str, Any]) -> list[tuple[str, int]]:
+    """(protocol, num_crops) of each cross-source evaluation: `scorings` when given, else `protocol` with each of
+    `num_crops`."""
+    if "scorings" in spec:
+        return [(str(item.get("protocol", "normalized")), int(item.get("num_crops", 1))) for item in spec["scorings"]]
     value = spec.get("num_crops", [1])
-    return [int(item) for item in (value if isinstance(value, list) else [value])]
+    return [(str(spec.get("protocol", "normalized")), int(item))
+            for item in (value if isinstance(value, list) else [value])]
+
+
+def scoring_name(protocol: str, crops: int) -> str:
+    return f"{protocol}_crops{crops}"
+
+
+def scoring_label(summary: dict[str, Any]) -> str:
+    crops = summary["num_crops"]
+    return f"{summary['protocol']}, {crops} crop{'s' if crops > 1 else ''}"
 
 
 def format_cross_source(results: dict[str, Any]) -> str:
@@ -465,12 +478,12 @@ def format_cross_source(results: dict[str, Any]) -> str:
     folds = len(rows[0][1]["per_fold"])
     families = sorted({family for _, summary in rows for family in summary["per_family"]})
     holdouts = sorted({name for _, summary in rows for name in summary.get("holdouts", {})})
-    titles = (["detector", "crops", "mean AUROC", "± std", "mean AP"] + [f"fold {k}" for k in range(folds)]
+    titles = (["detector", "scoring", "mean AUROC", "± std", "mean AP"] + [f"fold {k}" for k in range(folds)]
               + ["pooled AUROC", "threshold", "real acc", "fake acc"] + [f"{family} AUROC" for family in families]
               + [f"{name} held out AUROC" for name in holdouts] + [f"{name} fake acc" for name in holdouts])
     lines = ["| " + " | ".join(titles) + " |", "|---|---:|" + "---:|" * (len(titles) - 2)]
     for row, summary in sorted(rows, key=lambda item: -(item[1]["mean_auroc"] or 0)):
-        cells = [row["name"], str(summary["num_crops"]), _cell(summary["mean_auroc"]), _cell(summary["std_auroc"]),
+        cells = [row["name"], scoring_label(summary), _cell(summary["mean_auroc"]), _cell(summary["std_auroc"]),
                  _cell(summary["mean_ap"])]
         cells += [_cell(fold["auroc"]) for fold in summary["per_fold"]]
         pooled = summary["pooled"]
@@ -485,8 +498,8 @@ def format_cross_source(results: dict[str, Any]) -> str:
         "",
         f"Cross-source protocol: the pool `{spec['pool']}` split into {folds} folds of whole source groups (a "
         "repository or package, real or fake, is in exactly one fold); each fold is scored by a detector trained on "
-        f"the other folds, under protocol `{spec.get('protocol', 'normalized')}`. Mean AUROC: over the folds (the "
-        "selection criterion). Pooled: all out-of-fold scores together. Threshold: "
+        "the other folds, under each scoring (an evaluation protocol, then that many crops of the image processor). "
+        "Mean AUROC: over the folds (the selection criterion). Pooled: all out-of-fold scores together. Threshold: "
         f"{float(spec.get('target_fpr', 0.05)):.0%} FPR on the out-of-fold reals; real and fake accuracy at it. A "
         "family's AUROC: all out-of-fold reals against that family's out-of-fold fakes. Holdout: the dataset and "
         "every source group it shares held out of training, scored at the same threshold.",
@@ -495,7 +508,7 @@ def format_cross_source(results: dict[str, Any]) -> str:
 
 
 def write_cross_source_plot(results: dict[str, Any], path: Path) -> None:
-    rows = [(f"{row['name']} ({summary['num_crops']} crop{'s' if summary['num_crops'] > 1 else ''})", summary)
+    rows = [(f"{row['name']} ({scoring_label(summary)})", summary)
             for row in results["detectors"] for summary in (row.get("cross_source") or {}).values()]
     if not rows:
         return
@@ -595,8 +608,8 @@ def format_leaderboard(results: dict[str, Any]) -> str:
     choice = results.get("default_detector")
     if choice and cross_source:
         notes.append(
-            f"\nDefault detector by the rule ({choice['rule']}): **{choice['name']}** with {choice['num_crops']} "
-            f"crop(s) (mean cross-source AUROC {choice['cross_source_mean_auroc']:.3f}, threshold "
+            f"\nDefault detector by the rule ({choice['rule']}): **{choice['name']}** scored "
+            f"{scoring_label(choice)} (mean cross-source AUROC {choice['cross_source_mean_auroc']:.3f}, threshold "
             f"{choice['threshold']:.4f}). Columns marked in-source score sources that training also saw: they "
             "measure source recognition and never choose. Per fold: `cross_source.md`."
         )

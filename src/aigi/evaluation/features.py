@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..data.records import REAL_GENERATOR, DetectionRecord, load_record_image
+from ..data.records import REAL_GENERATOR, DetectionRecord, load_record_image, one_crop_pixel_values
 from ..data.transforms import get_protocol
 from ..image_io import ImageLoadError
 
@@ -45,7 +45,7 @@ def extract_features(
     batch_records: list[DetectionRecord] = []
 
     def flush() -> None:
-        pixel_values = image_processor(images=batch_images, return_tensors="pt")["pixel_values"]
+        pixel_values = one_crop_pixel_values(image_processor, batch_images)
         with torch.inference_mode():
             chunks.append(feature_function(pixel_values).float().cpu().numpy())
         kept.extend(batch_records)

@@ -164,11 +164,12 @@ def write_report(
     threshold: float = 0.5,
     title: str = "",
     ids: Sequence[str] | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write an evaluation report into ``output_dir`` and return its metrics.
 
-    Files: ``metrics.json`` (``{"pooled", "per_generator", "threshold"}``, strict JSON with
-    null for undefined metrics), ``metrics.md``, ``predictions.csv`` (columns
+    Files: ``metrics.json`` (``{"pooled", "per_generator", "threshold"}`` plus the scoring ``settings``
+    given, e.g. ``num_crops``; strict JSON with null for undefined metrics), ``metrics.md``, ``predictions.csv`` (columns
     ``index,label,generator,score``, preceded by ``id`` when ``ids`` is given), ``roc.png``
     and ``score_histogram.png``. Per-generator entries use all reals plus that generator's
     fakes (see ``grouped_metrics``).
@@ -176,6 +177,7 @@ def write_report(
     result: dict[str, Any] = {
         **grouped_metrics(labels, scores, generators, threshold),
         "threshold": float(threshold),
+        **(settings or {}),
     }
     # grouped_metrics has validated the inputs, so these conversions are safe.
     label_array = np.asarray(labels, dtype=np.int64)

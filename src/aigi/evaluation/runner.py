@@ -43,13 +43,25 @@ def _load(model: str, data: str, split: str | None, threshold: float | None):
     return pipe, load_detection_records(data, split=split), threshold
 
 
+def _crop_options(num_crops: int | None, crop_aggregation: str | None) -> dict[str, Any]:
+    return {name: value for name, value in (("num_crops", num_crops), ("crop_aggregation", crop_aggregation))
+            if value is not None}
+
+
+def crop_settings(pipe, crop_options: dict[str, Any]) -> dict[str, Any]:
+    """The crops an evaluation scored with: the options given, else the image processor's."""
+    processor = pipe.image_processor
+    return {"num_crops": crop_options.get("num_crops", getattr(processor, "num_crops", 1)),
+            "crop_aggregation": crop_options.get("crop_aggregation", getattr(processor, "crop_aggregation", "mean"))}
+
+
 def _evaluate_protocol(
     pipe, records: list[DetectionRecord], output_dir: str | Path, *, model: str, data: str, protocol: str,
-    threshold: float, batch_size: int,
+    threshold: float, batch_size: int, crop_options: dict[str, Any],
 ) -> dict[str, Any] | None:
     outputs = score_across_processes(
         pipe, [record.image for record in records], batch_size=batch_size, protocol=protocol,
-        description=f"scoring ({protocol})",
+        description=f"scoring ({protocol})", **crop_options,
     )
     scored, failures = [], []
     for record, output in zip(records, outputs):
@@ -69,6 +81,7 @@ def _evaluate_protocol(
         threshold=threshold,
         title=f"{model} on {data} ({protocol})",
         ids=[record.id for record, _ in scored],
+        settings=crop_settings(pipe, crop_options),
     )
     result.update({"model": model, "data": data, "protocol": protocol, "failures": failures})
     (Path(output_dir) / "failures.json").write_text(json.dumps(failures, indent=2))
@@ -84,14 +97,16 @@ def evaluate_detector(
     threshold: float | None = None,
     batch_size: int = 32,
     split: str | None = None,
+    num_crops: int | None = None,
+    crop_aggregation: str | None = None,
 ) -> dict[str, Any] | None:
     """Per-generator and pooled metrics of `model` on `data`; writes metrics.json, metrics.md, plots, predictions.
-    Under `accelerate launch` the processes share the scoring, and only the main process writes and returns the
-    report (None elsewhere)."""
+    `num_crops` / `crop_aggregation` override the image processor's. Under `accelerate launch` the processes share
+    the scoring, and only the main process writes and returns the report (None elsewhere)."""
     pipe, records, threshold = _load(model, data, split, threshold)
     return _evaluate_protocol(
         pipe, records, output_dir, model=model, data=data, protocol=protocol, threshold=threshold,
-        batch_size=batch_size,
+        batch_size=batch_size, crop_options=_crop_options(num_crops, crop_aggregation),
     )
 
 
@@ -104,6 +119,8 @@ def evaluate_robustness(
     threshold: float | None = None,
     batch_size: int = 32,
     split: str | None = None,
+    num_crops: int | None = None,
+    crop_aggregation: str | None = None,
 ) -> dict[str, Any] | None:
     """`evaluate_detector` under each protocol into `output_dir/<protocol>/`, then robustness.json, robustness.md
     and robustness.png in `output_dir`. Returns `{"results": {protocol: result}, "summary": robustness summary}`
@@ -112,7 +129,7 @@ def evaluate_robustness(
     results = {
         protocol: _evaluate_protocol(
             pipe, records, Path(output_dir) / protocol, model=model, data=data, protocol=protocol,
-            threshold=threshold, batch_size=batch_size,
+            threshold=threshold, batch_size=batch_size, crop_options=_crop_options(num_crops, crop_aggregation),
         )
         for protocol in protocols
     }

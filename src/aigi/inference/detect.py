@@ -12,36 +12,30 @@ from .rows import check_output_path, iter_detection_rows, stream_rows_to_file, v
 from .scoring import load_pipeline, score_across_processes
 
 
-def detect_files(
-    model: str, paths: Sequence[str], *, batch_size: int = 32, threshold: float | None = None,
-    num_workers: int | None = None,
-) -> list[dict]:
-    """One row (path, label, score, error) per image file of `paths` (files or folders), in order. Under
-    `accelerate launch` the processes share the scoring and every process gets all the rows."""
+def detect_files(model: str, paths: Sequence[str], *, batch_size: int = 32, **options) -> list[dict]:
+    """One row (path, label, score, error) per image file of `paths` (files or folders), in order; `options` are
+    `score_stream`'s (threshold, num_workers, num_crops, crop_aggregation). Under `accelerate launch` the processes
+    share the scoring and every process gets all the rows."""
     files = collect_image_files(paths)
     pipe = load_pipeline(model)
     outputs = score_across_processes(
-        pipe, [str(file) for file in files], batch_size=batch_size, threshold=threshold, num_workers=num_workers,
-        description="detect",
+        pipe, [str(file) for file in files], batch_size=batch_size, description="detect", **options
     )
     return [{"path": str(file), **verdict_fields(output)} for file, output in zip(files, outputs)]
 
 
 def detect_to_file(
     model: str, output: str | Path, *, paths: Sequence[str] = (), data: str | None = None, split: str | None = None,
-    batch_size: int = 32, threshold: float | None = None, num_workers: int | None = None,
+    batch_size: int = 32, **options,
 ) -> tuple[int, int]:
     """Stream the rows of `paths` or of the dataset `data` to the `.csv` / `.jsonl` file `output` as they are
-    scored, in one process; returns (rows written, rows with an error). Bad arguments raise ValueError or
-    FileNotFoundError before anything is scored."""
+    scored, in one process (`options` as in `detect_files`); returns (rows written, rows with an error). Bad
+    arguments raise ValueError or FileNotFoundError before anything is scored."""
     if launch_state().num_processes > 1:
         raise ValueError("streaming (--output / --data) writes one file from one process; launch it without "
                          "accelerate, or shard with `accelerate launch -m aigi detect PATHS --json`")
     check_output_path(output)
     entries, fields, total = detection_entries(paths, data, split)
     pipe = load_pipeline(model, on_launch_device=False)
-    rows = iter_detection_rows(
-        pipe, entries, batch_size=batch_size, threshold=threshold, num_workers=num_workers, total=total,
-        description="detect",
-    )
+    rows = iter_detection_rows(pipe, entries, batch_size=batch_size, total=total, description="detect", **options)
     return stream_rows_to_file(rows, output, fields)

@@ -23,27 +23,25 @@ def load_pipeline(model: str, *, on_launch_device: bool = True):
 def score_stream(
     pipe, sources: Iterable, *, batch_size: int, protocol: str = "raw", threshold: float | None = None,
     num_workers: int | None = None, total: int | None = None, description: str = "scoring", progress: bool = True,
+    num_crops: int | None = None, crop_aggregation: str | None = None, return_crops: bool = False,
 ) -> Iterator:
     """Run the `ai-image-detection` pipeline over `sources` lazily: one output per source, in order, as soon as its
     batch is scored (`sources` is read only a few batches ahead), with a progress bar unless `progress` is False.
     `num_workers` threads decode and preprocess (default `default_num_workers()`; 0: in this thread); the outputs
-    do not depend on it. An unreadable source gives `{"error": ...}` in its place."""
+    do not depend on it. `num_crops` / `crop_aggregation` (default: the image processor's) and `return_crops` are
+    the pipeline's. An unreadable source gives `{"error": ...}` in its place."""
+    crop_options = {"num_crops": num_crops, "crop_aggregation": crop_aggregation, "return_crops": return_crops or None}
     outputs = pipe(
         (source for source in sources), batch_size=batch_size, protocol=protocol, threshold=threshold,
         on_error="report", num_workers=default_num_workers() if num_workers is None else num_workers,
+        **{name: value for name, value in crop_options.items() if value is not None},
     )
     yield from tqdm(outputs, total=total, desc=description, unit="img", disable=not progress)
 
 
-def score_sources(
-    pipe, sources: list, *, batch_size: int, protocol: str = "raw", threshold: float | None = None,
-    num_workers: int | None = None, description: str = "scoring", progress: bool = True,
-) -> list:
+def score_sources(pipe, sources: list, *, batch_size: int, **options) -> list:
     """`score_stream` over a list, in this process, as a list: one output per source, in order."""
-    return list(score_stream(
-        pipe, sources, batch_size=batch_size, protocol=protocol, threshold=threshold, num_workers=num_workers,
-        total=len(sources), description=description, progress=progress,
-    ))
+    return list(score_stream(pipe, sources, batch_size=batch_size, total=len(sources), **options))
 
 
 def score_across_processes(pipe, sources: list, *, batch_size: int, **options) -> list:

@@ -12,7 +12,7 @@ from PIL import Image
 
 from ..dair import DAIR, SelfAugmentation
 from ..data.layouts import load_detection_records
-from ..data.records import REAL_LABEL, DetectionDataset, DetectionRecord, load_record_image
+from ..data.records import REAL_LABEL, DetectionDataset, DetectionRecord, load_record_image, one_crop_pixel_values
 from ..data.transforms import AUGMENT_PRESETS, TrainingAugment, random_crop_or_pad
 from .args import TrainingArguments
 
@@ -123,5 +123,5 @@ class AugmentedDetectionDataset(DetectionDataset):
         rng = random.Random(sample_seed(self.seed, self.epoch, index))
         image = random_crop_or_pad(self.augment(image, rng), self.crop_size, rng)
         crop = {"height": self.crop_size, "width": self.crop_size}
-        pixel_values = self.image_processor(images=image, crop_size=crop, return_tensors="pt")["pixel_values"][0]
+        pixel_values = one_crop_pixel_values(self.image_processor, image, crop_size=crop)[0]
         return {"pixel_values": pixel_values, "labels": label}
