@@ -24,6 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--output", default=None,
                         help="Stream the rows to this .csv or .jsonl file as they are scored (constant memory).")
     add_crop_arguments(detect)
+    detect.add_argument("--heatmaps", metavar="DIR", default=None,
+                        help="Also write one PNG per image to DIR: the P(fake) of each crop over the image (use with "
+                             "--num-crops, e.g. 16; not with --output/--data).")
     output_format = detect.add_mutually_exclusive_group()
     output_format.add_argument("--json", action="store_true", help="Print a JSON list.")
     output_format.add_argument("--csv", action="store_true", help="Print CSV.")
@@ -138,6 +141,8 @@ def run_detect(args) -> int:
                "num_crops": args.num_crops, "crop_aggregation": args.crop_aggregation}
     try:
         if args.output or args.data:
+            if args.heatmaps:
+                raise ValueError("--heatmaps draws the maps of image paths, not of --output/--data streams")
             if not args.output:
                 raise ValueError("--data needs --output FILE (.csv or .jsonl)")
             written, errors = detect_to_file(
@@ -147,12 +152,14 @@ def run_detect(args) -> int:
             return 1 if written and errors == written else 0
         if not args.paths:
             raise ValueError("give image files or folders (or --data with --output)")
-        rows = detect_files(args.model, args.paths, **options)
+        rows = detect_files(args.model, args.paths, heatmaps=args.heatmaps, **options)
     except (ValueError, FileNotFoundError) as error:
         print(f"aigi detect: {error}", file=sys.stderr)
         return 2
     if is_main_process():
         print_rows(rows, "json" if args.json else "csv" if args.csv else "text")
+        if args.heatmaps:
+            print(f"heat maps written to {args.heatmaps}", file=sys.stderr)
     return 1 if rows and all(row["error"] for row in rows) else 0
 
 
