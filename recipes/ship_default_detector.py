@@ -1,8 +1,11 @@
 """Bundle the benchmark's default detector into the package: `src/aigi/checkpoints/<name>/` with its calibrated
-threshold in config.json, its benchmark figures in benchmark.json, and `default.json` naming it.
+threshold in config.json, the crops it was chosen with in preprocessor_config.json, its benchmark figures in
+benchmark.json, and `default.json` naming it. The scores its threshold was calibrated on go next to the results
+(`default_detector_calibration_predictions.csv`: the out-of-fold scores of the cross-source protocol, or the
+selection scores of an in-source benchmark), so that anyone can recompute it.
 
-Run from the repository root after `aigi benchmark` (recipes/benchmark_external_local.sh):
-`python recipes/ship_default_detector.py [results/benchmark/results.json]`.
+Run from the repository root after `aigi benchmark` (recipes/cross_source.sh):
+`python recipes/ship_default_detector.py [results/cross_source/results.json]`.
 """
 
 import argparse
@@ -11,8 +14,9 @@ import shutil
 from pathlib import Path
 
 import aigi  # noqa: F401  (registers the families with the Auto classes)
+from aigi.evaluation.benchmark import scoring_name
 from aigi.registry import BUNDLED_CHECKPOINTS_DIR, DEFAULT_DETECTOR_FILE, directory_size
-from transformers import AutoConfig
+from transformers import AutoConfig, AutoImageProcessor
 
 MAX_BYTES = 30_000_000
 MODEL_FILES = ("model.safetensors", "preprocessor_config.json")
@@ -20,7 +24,7 @@ MODEL_FILES = ("model.safetensors", "preprocessor_config.json")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results", nargs="?", default="results/benchmark/results.json")
+    parser.add_argument("results", nargs="?", default="results/cross_source/results.json")
     args = parser.parse_args()
     results = json.loads(Path(args.results).read_text())
     choice = results["default_detector"]
@@ -37,6 +41,10 @@ def main() -> None:
     config = AutoConfig.from_pretrained(source)
     config.decision_threshold = choice["threshold"]
     config.save_pretrained(target)
+    if "num_crops" in choice:
+        processor = AutoImageProcessor.from_pretrained(source)
+        processor.num_crops = int(choice["num_crops"])
+        processor.save_pretrained(target)
     # The package holds the modeling code once (aigi.modeling): no remote-code copies or auto_map in the bundle;
     # `aigi export` writes both for the Hub.
     for code_file in target.glob("*.py"):
@@ -46,8 +54,12 @@ def main() -> None:
     (target / "config.json").write_text(json.dumps(config_values, indent=2, sort_keys=True) + "\n")
     for file in target.iterdir():
         file.chmod(0o644)
+    output_dir = Path(results["config"]["output_dir"])
+    calibration = Path(args.results).parent / "default_detector_calibration_predictions.csv"
+    write_calibration_scores(output_dir, choice, results["config"], calibration)
     (target / "benchmark.json").write_text(json.dumps(
-        {"default_detector": choice, "results": row, "results_file": args.results}, indent=2) + "\n")
+        {"default_detector": choice, "results": row, "results_file": args.results,
+         "calibration_predictions": calibration.as_posix()}, indent=2) + "\n")
     size = directory_size(target)
     if size > MAX_BYTES:
         shutil.rmtree(target)
@@ -55,11 +67,8 @@ def main() -> None:
     for other in BUNDLED_CHECKPOINTS_DIR.iterdir():
         if other.is_dir() and other != target:
             shutil.rmtree(other)
-    # The calibration scores, so that anyone can recompute the threshold (tests/test_default_detector.py does).
-    selection = Path(results["config"]["output_dir"]) / "eval" / choice["name"] / "selection" / "predictions.csv"
-    shutil.copy2(selection, Path(args.results).parent / "default_detector_selection_predictions.csv")
     # Its training record, for the model card (model_cards/render_cards.py).
-    run_dir = Path(results["config"]["output_dir"]) / "runs" / choice["name"]
+    run_dir = output_dir / "runs" / choice["name"]
     record_dir = Path(args.results).parent / "default_detector"
     record_dir.mkdir(exist_ok=True)
     for file_name in ("training_args.json", "log.jsonl", "log.png", "process_0.json"):
@@ -67,6 +76,21 @@ def main() -> None:
             shutil.copy2(run_dir / file_name, record_dir / file_name)
     DEFAULT_DETECTOR_FILE.write_text(json.dumps({"name": name}, indent=2) + "\n")
     print(f"bundled {name} ({size / 1e6:.2f} MB, threshold {choice['threshold']:.4f}) in {target}")
+
+
+def write_calibration_scores(output_dir: Path, choice: dict, config: dict, path: Path) -> None:
+    """The predictions the threshold was set on: every fold's held-out scores under the chosen scoring (the
+    cross-source protocol), or the selection data's scores."""
+    if "cross_source_mean_auroc" not in choice:
+        shutil.copy2(output_dir / "eval" / choice["name"] / "selection" / "predictions.csv", path)
+        return
+    scoring = scoring_name(choice["protocol"], int(choice["num_crops"]))
+    lines = []
+    for fold in range(int(config["cross_source"]["folds"])):
+        fold_lines = (output_dir / "eval" / f"{choice['name']}__fold{fold}" / scoring / "held_out" /
+                      "predictions.csv").read_text().splitlines()
+        lines += fold_lines if not lines else fold_lines[1:]
+    path.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -188,10 +188,13 @@ def test_every_family_processor_is_a_copy_of_one_implementation():
 def test_native_protocol_keeps_the_whole_image_and_equalises_the_codec():
     from aigi.data.transforms import get_protocol, jpeg_reencode
 
-    image = noise(300, 120, 7)
+    image = noise(700, 120, 7)
     native = get_protocol("native")(image)
-    assert native.size == (300, 120)
+    assert native.size == (700, 120)
     assert np.array_equal(np.asarray(native), np.asarray(jpeg_reencode(image, 95)))
+    bounded = get_protocol("native_512")(image)
+    assert bounded.size == (512, 120)  # the long side centre-cropped, the short one kept (not padded)
+    assert np.array_equal(np.asarray(bounded), np.asarray(jpeg_reencode(image.crop((94, 0, 606, 120)), 95)))
 
 
 def test_cross_source_scorings_pair_protocols_with_crops():

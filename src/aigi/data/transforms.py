@@ -394,21 +394,28 @@ class NormalizedProtocol:
 
 @dataclass(frozen=True)
 class NativeProtocol:
-    """The whole image at its native size, re-encoded as JPEG at `quality`.
+    """The image at its native resolution, each side centre-cropped to at most `max_side` (never padded, never
+    resized; None: the whole image), re-encoded as JPEG at `quality`.
 
-    The codec is the same for both classes, as in `normalized`, but nothing is cropped: the detector's image
-    processor takes its own crops (`num_crops` of them over the whole image), as it does on a user's file.
+    The codec is the same for both classes, as in `normalized`, but the detector's image processor takes its own
+    crops (`num_crops` of them over what is left), as it does on a user's file. `max_side` bounds the work on
+    multi-megapixel photos.
     """
 
+    max_side: int | None = None
     quality: int = 95
 
     def __call__(self, img: Image.Image) -> Image.Image:
+        if self.max_side is not None and max(img.size) > self.max_side:
+            width, height = min(img.width, self.max_side), min(img.height, self.max_side)
+            left, top = (img.width - width) // 2, (img.height - height) // 2
+            img = img.crop((left, top, left + width, top + height))
         return jpeg_reencode(img, self.quality)
 
 
 normalized_protocol = NormalizedProtocol(256)
 NORMALIZED_PROTOCOLS = {"normalized": normalized_protocol, "normalized_128": NormalizedProtocol(128),
-                        "native": NativeProtocol()}
+                        "native": NativeProtocol(), "native_512": NativeProtocol(512)}
 
 
 class RobustnessProtocol(ABC):
