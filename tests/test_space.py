@@ -3,6 +3,7 @@
 import csv
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,10 +14,16 @@ from aigi.demo import (
     MAX_IMAGE_PIXELS,
     MODELS_ENV,
     TABLE_HEADERS,
+    UNSURE_MARGIN,
+    Detections,
     DetectorPool,
+    Downloads,
+    ImageInput,
     build_demo,
     detect,
     detector_choices,
+    results_html,
+    summarize,
 )
 from aigi.modeling.gensign import GenSignConfig, GenSignForImageClassification, GenSignImageProcessor
 from aigi.inference.pipeline import fake_score
@@ -86,6 +93,16 @@ def test_detector_choices_take_models_and_the_environment(tiny_detector_dir, tmp
         build_demo({})
 
 
+def test_detector_choices_from_a_detectors_folder_default_first(tiny_detector_dir, tmp_path):
+    shutil.copytree(tiny_detector_dir, tmp_path / "detectors" / "a_tiny")
+    shutil.copytree(default_detector_path(), tmp_path / "detectors" / DEFAULT_DETECTOR)
+    (tmp_path / "detectors" / "notes").mkdir()
+    folder = tmp_path / "detectors"
+    assert detector_choices(detectors_dir=folder) == {
+        DEFAULT_DETECTOR: str(folder / DEFAULT_DETECTOR), "a_tiny": str(folder / "a_tiny"),
+    }
+
+
 def test_the_shipped_space_offers_the_bundled_default_alone(choices):
     assert choices == {DEFAULT_DETECTOR: default_detector_path()}
 
@@ -94,9 +111,8 @@ def test_detect_scores_samples_and_reports_bad_files(choices, default_detector, 
     pool = DetectorPool(choices)
     too_large = tmp_path / "too_large.png"
     Image.new("RGB", (MAX_IMAGE_PIXELS // 1000 + 1, 1000)).save(too_large)
-    summary, rows, csv_path, signatures = detect(
-        pool, [str(broken_image), str(too_large)], ["real/coffee.png"], list(choices),
-    )
+    detections = detect(pool, [str(broken_image), str(too_large)], ["real/coffee.png"], list(choices))
+    rows = detections.rows
     assert [row[0] for row in rows] == ["broken.png", "too_large.png", "real/coffee.png"]
     assert rows[0][4:] == ["error", "not_an_image: content is not a recognised image format"]
     assert rows[1][4] == "error" and f"at most {MAX_IMAGE_PIXELS:,} pixels" in rows[1][5]
@@ -105,11 +121,14 @@ def test_detect_scores_samples_and_reports_bad_files(choices, default_detector, 
     _, folder, threshold = default_detector
     assert rows[2][2] == pytest.approx(expected_p_fake(folder, SAMPLES_DIR / "real/coffee.png"), abs=1e-4)
     assert rows[2][3] == threshold and rows[2][4] == ("fake" if rows[2][2] >= threshold else "real")
-    with open(csv_path, newline="") as file:
+    downloads = Downloads()  # held: its folder goes when it does
+    with open(downloads.write_csv(rows), newline="") as file:
         table = list(csv.reader(file))
-    assert table[0] == TABLE_HEADERS and len(table) == 4
-    assert "1 verdicts" in summary and "2 errors" in summary and "**broken.png**: error" in summary
-    assert signatures == []
+    assert table[0] == TABLE_HEADERS and len(table) == 4 and float(table[3][2]) == rows[2][2]
+    summary, results = summarize(rows), results_html(detections)
+    assert "1 verdicts" in summary and "2 errors" in summary and "How to read this" in summary
+    assert "<strong>broken.png</strong>" in results and "not_an_image" in results
+    assert detections.signatures == []
 
 
 def test_gensign_detector_shows_its_signature(tmp_path, probe_image):
@@ -119,7 +138,8 @@ def test_gensign_detector_shows_its_signature(tmp_path, probe_image):
     GenSignForImageClassification(config).eval().save_pretrained(tmp_path / "gensign")
     GenSignImageProcessor(crop_size={"height": 32, "width": 32}).save_pretrained(tmp_path / "gensign")
     pool = DetectorPool({"gensign": str(tmp_path / "gensign")})
-    _, rows, _, signatures = detect(pool, [str(probe_image)], [], ["gensign"])
+    detections = detect(pool, [str(probe_image)], [], ["gensign"])
+    rows, signatures = detections.rows, detections.signatures
     assert rows[0][3] == 0.3 and rows[0][4] == ("fake" if rows[0][2] >= 0.3 else "real")
     [(signature, caption)] = signatures
     assert signature.size == Image.open(probe_image).size and caption == "probe.png: gensign"
@@ -130,16 +150,23 @@ def test_client_predicts_and_reports_a_broken_file(app_url, choices, default_det
 
     client = Client(app_url, verbose=False)
     [detector] = choices
-    summary, table, csv_path, _ = client.predict(
+    summary, results, table, csv_path, _ = client.predict(
         [handle_file(str(probe_image)), handle_file(str(broken_image))], [], [detector], api_name="/detect",
     )
     assert table["headers"] == TABLE_HEADERS
     probe_row, broken_row = table["data"]
     assert probe_row[0] == "probe.png"
-    assert probe_row[2] == pytest.approx(expected_p_fake(default_detector[1], probe_image), abs=1e-4)
+    # Shown to 3 decimals; the CSV keeps full precision.
+    p_fake = expected_p_fake(default_detector[1], probe_image)
+    assert probe_row[2] == round(probe_row[2], 3) and probe_row[2] == pytest.approx(p_fake, abs=5e-4)
+    assert probe_row[3] == round(default_detector[2], 3)
     assert broken_row[0] == "broken.png" and broken_row[4] == "error" and "not_an_image" in broken_row[5]
-    assert Path(csv_path).read_text().splitlines()[0] == ",".join(TABLE_HEADERS)
-    assert "**probe.png**" in summary
+    with open(csv_path, newline="") as file:
+        header, csv_probe, _ = list(csv.reader(file))
+    assert header == TABLE_HEADERS
+    assert float(csv_probe[2]) == pytest.approx(p_fake, abs=1e-6) and float(csv_probe[3]) == default_detector[2]
+    assert "<strong>probe.png</strong>" in results and results.count('<img class="aigi-thumbnail"') == 1
+    assert "1 verdicts" in summary
 
 
 def test_server_refuses_an_upload_over_the_size_limit(app_url):
@@ -165,18 +192,20 @@ def test_browser_uploads_clicks_and_reads_the_verdict(app_url, default_detector,
             page.locator("#uploads input[type=file]").set_input_files(str(probe_image))
             expect(page.locator("#uploads a[href$='/probe.png']")).to_be_visible(timeout=30_000)
             page.locator("#detect").click()
-            summary = page.locator("#summary")
-            expect(summary).to_contain_text("P(fake)", timeout=60_000)
-            text = summary.inner_text()
+            results = page.locator("#results")
+            expect(results).to_contain_text("P(fake)", timeout=60_000)
+            text = results.inner_text()
+            thumbnail_width = results.locator("img").evaluate("image => image.naturalWidth")
+            expect(page.locator("#summary")).to_contain_text("How to read this")
             page.screenshot(path=str(screenshot), full_page=True)
         finally:
             browser.close()
     print(f"screenshot: {screenshot}")
     name, folder, threshold = default_detector
     p_fake = expected_p_fake(folder, probe_image)
-    verdict = "fake" if p_fake >= threshold else "real"
-    assert f"probe.png: {verdict} by {name}" in text
-    assert f"P(fake) = {p_fake:.4f}" in text
+    verdict = "unsure" if abs(p_fake - threshold) < UNSURE_MARGIN else "fake" if p_fake >= threshold else "real"
+    assert "probe.png" in text and f"{name}: {verdict}, P(fake) {p_fake:.3f}" in text
+    assert f"threshold {threshold:.3f}" in text and thumbnail_width == 48
     assert screenshot.stat().st_size > 10_000
 
 
@@ -197,3 +226,42 @@ def test_space_app_builds_from_the_environment(tiny_detector_dir, monkeypatch):
     assert detectors.value == [DEFAULT_DETECTOR]  # the default is preselected, the extra model offered
     assert str(tiny_detector_dir) in [choice[0] if isinstance(choice, tuple) else choice
                                       for choice in detectors.choices]
+
+
+def test_scores_near_the_threshold_read_as_unsure_and_names_are_escaped():
+    threshold = 0.5
+    scores = {"sure_fake.png": 0.5 + UNSURE_MARGIN + 0.001, "leans_fake.png": 0.5 + UNSURE_MARGIN - 0.001,
+              "leans_real.png": 0.5 - UNSURE_MARGIN + 0.001, "<b>sure_real</b>.png": 0.5 - UNSURE_MARGIN - 0.001}
+    images = [ImageInput(name, Image.new("RGB", (400, 200), "gray"), "") for name in scores]
+    rows = [[[name, "det", p_fake, threshold, "fake" if p_fake >= threshold else "real", ""]]
+            for name, p_fake in scores.items()]
+    images.append(ImageInput("broken.png", None, "not_an_image: no"))
+    results = results_html(Detections(images, rows + [[["broken.png", "det", None, threshold, "error", "error"]]], []))
+    assert "det: <b class=\"aigi-fake\">fake</b>, P(fake) 0.551 ≥ threshold 0.500" in results
+    assert "det: <b class=\"aigi-unsure\">unsure</b>, P(fake) 0.549 is within 0.05 of the threshold 0.500 " \
+           "(leans fake)" in results
+    assert "P(fake) 0.451 is within 0.05 of the threshold 0.500 (leans real)" in results
+    assert "det: <b class=\"aigi-real\">real</b>, P(fake) 0.449 &lt; threshold 0.500" in results
+    assert "<strong>&lt;b&gt;sure_real&lt;/b&gt;.png</strong>" in results and "<b>sure_real</b>" not in results
+    assert results.count('<img class="aigi-thumbnail"') == 4 and results.count("no preview") == 1
+    summary = summarize([row for image_rows in rows for row in image_rows])
+    assert summary.startswith("**4 verdicts: 1 fake, 1 real, 2 unsure; 0 errors.**")
+
+
+def test_downloads_keep_the_latest_files_in_one_folder_per_app(tiny_detector_dir):
+    downloads = Downloads(keep=3)
+    assert downloads.folder.parent == Path(tempfile.gettempdir()) and downloads.folder.name.startswith("aigi_demo_")
+    paths = [Path(downloads.write_csv([["a.png", "det", index / 7, 0.5, "real", ""]])) for index in range(5)]
+    assert sorted(downloads.folder.iterdir()) == sorted(paths[-3:])
+    assert "a.png,det,0.5714285714285714,0.5,real," in paths[-1].read_text()  # full precision
+    downloads.remove()
+    assert not downloads.folder.exists()
+
+    folders = []
+    for _ in range(2):
+        demo = build_demo({"tiny": str(tiny_detector_dir)})
+        [event] = demo.fns.values()
+        csv_path = Path(event.fn(None, ["real/coffee.png"], ["tiny"])[3])
+        folders.append(csv_path.parent)
+        demo.close()
+    assert folders[0] != folders[1] and all(folder.name.startswith("aigi_demo_") for folder in folders)

@@ -1,14 +1,26 @@
 """The detector demo: a Gradio app that scores uploaded or bundled images with one or several detectors.
 
-`build_demo` makes the `gr.Blocks`; `aigi demo` and the Space `spaces/aigi-detector/app.py` launch it. Detectors are
-the bundled checkpoints (the default one pre-selected) plus any model given to `detector_choices`, and the entries
-of the `AIGI_DEMO_MODELS` environment variable (bundled names or directories, separated by `os.pathsep`).
+`build_demo` makes the `gr.Blocks`; `aigi demo` and the Space app (`spaces/aigi-detector/app.py`, written by
+`aigi export-space`) launch it. Detectors are the bundled checkpoints, or the model folders of a `detectors_dir` (the
+detectors an exported Space ships), the default one pre-selected; plus any model given to `detector_choices` and
+the entries of the `AIGI_DEMO_MODELS` environment variable (bundled names or directories, separated by `os.pathsep`).
+
+Each image is shown as a thumbnail beside its verdict per detector, with P(fake) and the threshold to
+`DISPLAY_DECIMALS` decimals, and as "unsure" when P(fake) is within `UNSURE_MARGIN` of the threshold; the CSV
+download keeps full precision. One app's CSVs live in its own temporary folder, which keeps the latest
+`MAX_DOWNLOADS` and is removed when the app is garbage-collected or the process exits.
 """
 
+import base64
 import csv
+import html
+import io
 import os
+import shutil
 import tempfile
 import threading
+import weakref
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +33,7 @@ from PIL import Image
 
 from .image_io import IMAGE_EXTENSIONS, ImageLoadError, load_image
 from .inference.pipeline import fake_score
+from .inference.scoring import score_sources
 from .registry import DEFAULT_DETECTOR, SAMPLES_DIR, bundled_checkpoints, resolve_model
 
 MODELS_ENV = "AIGI_DEMO_MODELS"
@@ -28,7 +41,28 @@ MAX_FILE_SIZE_MB = 20
 MAX_IMAGE_PIXELS = 4096 * 4096
 MAX_IMAGES = 64
 MAX_SIGNATURES = 8
+MAX_DOWNLOADS = 100
 TABLE_HEADERS = ["image", "detector", "p_fake", "threshold", "verdict", "error"]
+DISPLAY_DECIMALS = 3
+UNSURE_MARGIN = 0.05
+THUMBNAIL_PIXELS = 160
+
+HOW_TO_READ = (
+    "**How to read this:** P(fake) runs from 0 (the detector sees a real photograph) to 1 (it sees an AI-generated "
+    "image); the verdict is *fake* from the detector's threshold up, *real* below it. Within "
+    f"{UNSURE_MARGIN} of the threshold the detector is **unsure**: do not rely on its verdict there. A score is one "
+    "signal, not a proof."
+)
+
+RESULTS_CSS = """
+.aigi-result { display: flex; gap: 12px; align-items: flex-start; padding: 8px 0;
+               border-bottom: 1px solid var(--border-color-primary); }
+.aigi-thumbnail { width: 160px; max-height: 160px; object-fit: contain; flex: none; }
+.aigi-missing { width: 160px; height: 60px; flex: none; display: flex; align-items: center; justify-content: center;
+                border: 1px dashed var(--border-color-primary); color: var(--body-text-color-subdued); }
+.aigi-result ul { margin: 4px 0 0; padding-left: 18px; }
+.aigi-unsure, .aigi-error { color: var(--color-accent); }
+"""
 
 LAUNCH_OPTIONS = {
     "max_file_size": f"{MAX_FILE_SIZE_MB}mb",
@@ -38,17 +72,19 @@ LAUNCH_OPTIONS = {
 """Options of `Blocks.launch` shared by `aigi demo` and the Space (which sets the server address itself)."""
 
 
-def detector_choices(models: Sequence[str] = ()) -> dict[str, str]:
-    """Display name -> model path: bundled checkpoints (the default first), then `models`, then `AIGI_DEMO_MODELS`.
+def detector_choices(models: Sequence[str] = (), *, detectors_dir: str | Path | None = None) -> dict[str, str]:
+    """Display name -> model path: the detectors, the default first, then `models`, then `AIGI_DEMO_MODELS`.
 
-    A bundled checkpoint is shown by its name, any other model by the name or path given. The same model given twice
+    The detectors are the model folders in `detectors_dir`, shown by folder name, or without it the bundled
+    checkpoints, shown by name. Any other model is shown by the name or path given. The same model given twice
     appears once.
     """
-    bundled = sorted(bundled_checkpoints(), key=lambda checkpoint: checkpoint["name"] != DEFAULT_DETECTOR)
-    names = [checkpoint["name"] for checkpoint in bundled]
-    names += list(models) + [entry for entry in os.environ.get(MODELS_ENV, "").split(os.pathsep) if entry]
-    choices: dict[str, str] = {}
-    for name in names:
+    if detectors_dir is None:
+        detectors = {checkpoint["name"]: checkpoint["path"] for checkpoint in bundled_checkpoints()}
+    else:
+        detectors = {config.parent.name: str(config.parent) for config in Path(detectors_dir).glob("*/config.json")}
+    choices = {name: detectors[name] for name in sorted(detectors, key=lambda name: (name != DEFAULT_DETECTOR, name))}
+    for name in list(models) + [entry for entry in os.environ.get(MODELS_ENV, "").split(os.pathsep) if entry]:
         path = resolve_model(name)
         if path not in choices.values():
             choices[name] = path
@@ -108,14 +144,24 @@ def has_signature_stream(model) -> bool:
     return isinstance(model, GenSignPreTrainedModel) and model.config.use_signature_stream
 
 
+@dataclass
+class Detections:
+    """One request: the images as read, each with one row per chosen detector (`TABLE_HEADERS`, full precision),
+    and the GenSign signature images with their captions."""
+
+    images: list[ImageInput]
+    rows_per_image: list[list[list]]
+    signatures: list[tuple[Image.Image, str]]
+
+    @property
+    def rows(self) -> list[list]:
+        return [row for rows in self.rows_per_image for row in rows]
+
+
 def detect(
     pool: DetectorPool, uploads: Sequence[str] | None, samples: Sequence[str] | None, detectors: Sequence[str] | None,
-) -> tuple[str, list[list], str, list[tuple[Image.Image, str]]]:
-    """Score every image with every chosen detector.
-
-    Returns the summary (Markdown), the table rows (`TABLE_HEADERS`), the path of the same table as CSV, and the
-    GenSign signature images with their captions (empty unless a chosen detector has a signature stream).
-    """
+) -> Detections:
+    """Score every image with every chosen detector; signatures only for detectors with a signature stream."""
     if not detectors:
         raise gr.Error("Choose at least one detector.")
     unknown = [name for name in detectors if name not in pool.choices]
@@ -131,57 +177,124 @@ def detect(
         raise gr.Error("Upload an image or pick a bundled sample.")
     if len(sources) > MAX_IMAGES:
         raise gr.Error(f"{len(sources)} images: this demo scores at most {MAX_IMAGES} at a time.")
-    inputs = [read_image(name, path) for name, path in sources]
-    readable = [item for item in inputs if item.image is not None]
+    images = [read_image(name, path) for name, path in sources]
+    readable = [item for item in images if item.image is not None]
 
-    rows_by_image: dict[int, list[list]] = {index: [] for index in range(len(inputs))}
+    rows_per_image: list[list[list]] = [[] for _ in images]
     signatures: list[tuple[Image.Image, str]] = []
     for detector in detectors:
         pipe = pool.pipeline(detector)
         threshold = float(pipe.model.config.decision_threshold)
-        outputs = iter(pipe([item.image for item in readable], batch_size=8)) if readable else iter(())
-        for index, item in enumerate(inputs):
+        pictures = [item.image for item in readable]
+        outputs = iter(score_sources(pipe, pictures, batch_size=8, num_workers=0, progress=False))
+        for item, rows in zip(images, rows_per_image):
             output = next(outputs) if item.image is not None else {"error": item.error}
             if isinstance(output, dict):
-                rows_by_image[index].append([item.name, detector, None, threshold, "error", output["error"]])
+                rows.append([item.name, detector, None, threshold, "error", output["error"]])
             else:  # the pipeline puts the verdict at the threshold first
-                rows_by_image[index].append(
-                    [item.name, detector, round(fake_score(output), 4), threshold, output[0]["label"], ""]
-                )
+                rows.append([item.name, detector, fake_score(output), threshold, output[0]["label"], ""])
         if has_signature_stream(pipe.model):
             from .modeling.gensign import gensign_signature
 
             for item in readable[:MAX_SIGNATURES]:
                 signatures.append((gensign_signature(pipe.model, item.image), f"{item.name}: {detector}"))
-    rows = [row for index in range(len(inputs)) for row in rows_by_image[index]]
-    return summarize(rows), rows, write_csv(rows), signatures
+    return Detections(images, rows_per_image, signatures)
+
+
+def is_unsure(p_fake: float, threshold: float) -> bool:
+    return abs(p_fake - threshold) < UNSURE_MARGIN
+
+
+def reading(row: list) -> tuple[str, str]:
+    """(verdict as shown: fake, real, unsure or error; the numbers or the error behind it) for one row."""
+    _, _, p_fake, threshold, verdict, error = row
+    if error:
+        return "error", error
+    shown_p, shown_threshold = f"{p_fake:.{DISPLAY_DECIMALS}f}", f"{threshold:.{DISPLAY_DECIMALS}f}"
+    if is_unsure(p_fake, threshold):
+        return "unsure", (
+            f"P(fake) {shown_p} is within {UNSURE_MARGIN} of the threshold {shown_threshold} (leans {verdict})"
+        )
+    return verdict, f"P(fake) {shown_p} {'≥' if verdict == 'fake' else '<'} threshold {shown_threshold}"
 
 
 def summarize(rows: list[list]) -> str:
-    lines = []
-    for name, detector, p_fake, threshold, verdict, error in rows:
-        if error:
-            lines.append(f"- **{name}**: error: {error}")
+    """The counts of the verdicts as shown, and how to read them (Markdown)."""
+    shown = [reading(row)[0] for row in rows]
+    counts = {label: shown.count(label) for label in ("fake", "real", "unsure", "error")}
+    header = (
+        f"**{len(rows) - counts['error']} verdicts: {counts['fake']} fake, {counts['real']} real, "
+        f"{counts['unsure']} unsure; {counts['error']} errors.**"
+    )
+    return f"{header}\n\n{HOW_TO_READ}"
+
+
+def thumbnail(image: Image.Image) -> str:
+    """A JPEG data URI of `image` fitted into `THUMBNAIL_PIXELS` square."""
+    small = image.convert("RGB")
+    small.thumbnail((THUMBNAIL_PIXELS, THUMBNAIL_PIXELS))
+    buffer = io.BytesIO()
+    small.save(buffer, format="JPEG", quality=85)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def results_html(detections: Detections) -> str:
+    """Each image as a thumbnail beside its verdict per detector (an unreadable one with its error instead)."""
+    cards = []
+    for item, rows in zip(detections.images, detections.rows_per_image):
+        name = html.escape(item.name)
+        if item.image is None:
+            picture = '<div class="aigi-missing">no preview</div>'
+            lines = [f'<li><b class="aigi-error">not scored</b>: {html.escape(item.error)}</li>']
         else:
-            relation = ">=" if verdict == "fake" else "<"
-            lines.append(
-                f"- **{name}**: **{verdict}** by {detector} "
-                f"(P(fake) = {p_fake:.4f} {relation} threshold {threshold:.2f})"
-            )
-    scored = [row for row in rows if not row[5]]
-    fakes = sum(row[4] == "fake" for row in scored)
-    header = f"{len(scored)} verdicts: {fakes} fake, {len(scored) - fakes} real; {len(rows) - len(scored)} errors."
-    return "\n".join([header, "", *lines])
+            picture = f'<img class="aigi-thumbnail" src="{thumbnail(item.image)}" alt="{name}">'
+            lines = []
+            for row in rows:
+                verdict, detail = reading(row)
+                lines.append(
+                    f'<li>{html.escape(row[1])}: <b class="aigi-{verdict}">{verdict}</b>, {html.escape(detail)}</li>'
+                )
+        text = f'<div><strong>{name}</strong><ul>{"".join(lines)}</ul></div>'
+        cards.append(f'<div class="aigi-result">{picture}{text}</div>')
+    return "".join(cards)
 
 
-def write_csv(rows: list[list]) -> str:
-    with tempfile.NamedTemporaryFile(
-        "w", newline="", suffix=".csv", prefix="aigi_detections_", delete=False,
-    ) as file:
-        writer = csv.writer(file)
-        writer.writerow(TABLE_HEADERS)
-        writer.writerows(rows)
-    return file.name
+def display_rows(rows: list[list]) -> list[list]:
+    """The table as shown: P(fake) and threshold rounded to `DISPLAY_DECIMALS`."""
+    return [
+        [name, detector, None if p_fake is None else round(p_fake, DISPLAY_DECIMALS),
+         round(threshold, DISPLAY_DECIMALS), verdict, error]
+        for name, detector, p_fake, threshold, verdict, error in rows
+    ]
+
+
+class Downloads:
+    """The CSV downloads of one app: a private temporary folder keeping the latest `keep` files, removed when this
+    object is garbage-collected or the process exits."""
+
+    def __init__(self, keep: int = MAX_DOWNLOADS):
+        self.folder = Path(tempfile.mkdtemp(prefix="aigi_demo_"))
+        self.keep = keep
+        self._files: deque[Path] = deque()
+        self._lock = threading.Lock()
+        self._remove = weakref.finalize(self, shutil.rmtree, self.folder, ignore_errors=True)
+
+    def write_csv(self, rows: list[list]) -> str:
+        with self._lock:
+            with tempfile.NamedTemporaryFile(
+                "w", newline="", suffix=".csv", prefix="aigi_detections_", dir=self.folder, delete=False,
+            ) as file:
+                writer = csv.writer(file)
+                writer.writerow(TABLE_HEADERS)
+                writer.writerows(rows)
+            self._files.append(Path(file.name))
+            while len(self._files) > self.keep:
+                self._files.popleft().unlink(missing_ok=True)
+        return file.name
+
+    def remove(self) -> None:
+        """Delete the folder now (it is gone anyway at exit)."""
+        self._remove()
 
 
 def build_demo(choices: dict[str, str]) -> gr.Blocks:
@@ -192,14 +305,16 @@ def build_demo(choices: dict[str, str]) -> gr.Blocks:
             f"`aigi demo --model DIR` or list them in ${MODELS_ENV}."
         )
     pool = DetectorPool(choices)
+    downloads = Downloads()
     names = list(choices)
     preselected = DEFAULT_DETECTOR if DEFAULT_DETECTOR in choices else names[0]
 
     def run(uploads, samples, detectors):
-        summary, rows, csv_path, signatures = detect(pool, uploads, samples, detectors)
+        detections = detect(pool, uploads, samples, detectors)
+        rows = detections.rows
         return (
-            summary, rows, csv_path,
-            gr.Gallery(value=signatures or None, visible=bool(signatures)),
+            summarize(rows), results_html(detections), display_rows(rows), downloads.write_csv(rows),
+            gr.Gallery(value=detections.signatures or None, visible=bool(detections.signatures)),
         )
 
     title = "aigi: real photo or AI-generated?"
@@ -222,15 +337,16 @@ def build_demo(choices: dict[str, str]) -> gr.Blocks:
                 button = gr.Button("Detect", variant="primary", elem_id="detect")
             with gr.Column():
                 summary = gr.Markdown(elem_id="summary")
+                results = gr.HTML(css_template=RESULTS_CSS, elem_id="results")
                 table = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, label="Results", elem_id="table")
-                csv_file = gr.File(label="Results as CSV", elem_id="csv")
+                csv_file = gr.File(label="Results as CSV (full precision)", elem_id="csv")
                 signature_gallery = gr.Gallery(
                     label="GenSign signature (|residual| per channel)", format="png", visible=False,
                     elem_id="signatures",
                 )
         button.click(
-            run, inputs=[uploads, samples, detectors], outputs=[summary, table, csv_file, signature_gallery],
-            api_name="detect",
+            run, inputs=[uploads, samples, detectors],
+            outputs=[summary, results, table, csv_file, signature_gallery], api_name="detect",
         )
     return demo
 
