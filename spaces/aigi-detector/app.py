@@ -1,11 +1,17 @@
-"""Hugging Face Space entry of the aigi detector demo; the app itself is `aigi.demo` (installed by requirements.txt).
+"""Hugging Face Space of the aigi detector demo, written by `aigi export-space`; the app itself is `aigi.demo`,
+installed from the wheel in wheels/ by requirements.txt.
 
-Detectors: the checkpoints bundled with aigi, plus the names or folders listed in the AIGI_DEMO_MODELS variable.
+Detectors: the model folders in detectors/ (the default one pre-selected), or, where that folder is missing (as in
+the aigi repository's copy of this file), the checkpoints bundled with aigi; plus the bundled names or folders listed
+in the AIGI_DEMO_MODELS variable.
 """
+
+from pathlib import Path
 
 from aigi.demo import LAUNCH_OPTIONS, build_demo, detector_choices
 
-demo = build_demo(detector_choices())
+detectors = Path(__file__).parent / "detectors"
+demo = build_demo(detector_choices(detectors_dir=detectors if detectors.is_dir() else None))
 
 if __name__ == "__main__":
     demo.launch(**LAUNCH_OPTIONS)

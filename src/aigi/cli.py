@@ -1,4 +1,5 @@
-"""The `aigi` command: detect, evaluate, bench-speed, train, fit-head, fewshot, feature-map, models, demo, export."""
+"""The `aigi` command: detect, evaluate, bench-speed, train, fit-head, fewshot, feature-map, models, demo, export,
+export-space."""
 
 import argparse
 import json
@@ -120,6 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--push", metavar="REPO", default=None, help="Then upload the folder to this Hub model repo.")
     export.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the stored login).")
     export.add_argument("--private", action="store_true", help="Create the repo as private.")
+
+    export_space = commands.add_parser(
+        "export-space", help="Write a self-contained Hugging Face Space folder of the demo (app, wheel, detectors).")
+    export_space.add_argument("output_dir", help="New or empty folder.")
+    export_space.add_argument("--model", action="append", default=[],
+                              help="Detector to ship (bundled name or local folder); repeat for several "
+                                   "(default: the default detector).")
     commands.add_parser("train", help="Train a detector (same as `accelerate launch -m aigi.train`).", add_help=False)
     return parser
 
@@ -320,6 +328,19 @@ def run_export(args) -> int:
     return 0
 
 
+def run_export_space(args) -> int:
+    from .hub.space import export_space
+
+    try:
+        folder = export_space(args.output_dir, args.model)
+    except ValueError as error:
+        print(f"aigi export-space: {error}", file=sys.stderr)
+        return 2
+    shipped = sorted(path.relative_to(folder).as_posix() for path in [*folder.glob("*.*"), *folder.glob("*/*")])
+    print(f"Space folder written to {folder}: {', '.join(shipped)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "train":
@@ -333,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = {
         "detect": run_detect, "evaluate": run_evaluate, "fit-head": run_fit_head, "fewshot": run_fit_head,
         "feature-map": run_feature_map, "benchmark": run_benchmark, "models": run_models, "samples": run_samples, "demo": run_demo,
-        "export": run_export, "bench-speed": run_bench_speed,
+        "export": run_export, "export-space": run_export_space, "bench-speed": run_bench_speed,
     }
     exit_status = commands[args.command](args)
     end_launched_process(exit_status)

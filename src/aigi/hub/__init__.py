@@ -1,1 +1,1 @@
-"""Sharing detectors: model cards with measured results, and Hub-ready export folders."""
+"""Sharing detectors: model cards with measured results, Hub-ready export folders, and Space folders of the demo."""
