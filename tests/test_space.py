@@ -1,15 +1,21 @@
 """The Gradio demo: the handler, the app through gradio_client, and the page in headless Debian Chromium."""
 
+import base64
 import csv
+import io
+import re
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
+import gradio as gr
+import numpy as np
 import pytest
 from PIL import Image
 
 from aigi.demo import (
+    HEATMAP_CROPS,
     LAUNCH_OPTIONS,
     MAX_IMAGE_PIXELS,
     MODELS_ENV,
@@ -26,9 +32,10 @@ from aigi.demo import (
     summarize,
 )
 from aigi.modeling.gensign import GenSignConfig, GenSignForImageClassification, GenSignImageProcessor
+from aigi.modeling.rescalecl import RescaleCLImageProcessor
 from aigi.inference.pipeline import fake_score
 from aigi.registry import DEFAULT_DETECTOR, default_detector_path
-from helpers import write_image
+from helpers import score_crops_by_brightness, write_image
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
@@ -83,6 +90,20 @@ def expected_p_fake(model_dir, image_path) -> float:
     return fake_score(pipeline("ai-image-detection", model=str(model_dir))(str(image_path)))
 
 
+def expected_heatmap_crops(model_dir, image_path) -> list[dict]:
+    from transformers import pipeline
+
+    output = pipeline("ai-image-detection", model=str(model_dir))(str(image_path), num_crops=HEATMAP_CROPS,
+                                                                  return_crops=True)
+    return next(entry["crops"] for entry in output if entry["label"] == "fake")
+
+
+def heatmap_pictures(results: str) -> list[Image.Image]:
+    """The heat map images of the demo's results HTML, in order."""
+    return [Image.open(io.BytesIO(base64.b64decode(data)))
+            for data in re.findall(r'<figure class="aigi-heatmap"><img src="data:image/png;base64,([^"]+)"', results)]
+
+
 def test_detector_choices_take_models_and_the_environment(tiny_detector_dir, tmp_path, monkeypatch):
     second = shutil.copytree(tiny_detector_dir, tmp_path / "second")
     monkeypatch.setenv(MODELS_ENV, os.pathsep.join([str(second), str(tiny_detector_dir)]))
@@ -121,6 +142,12 @@ def test_detect_scores_samples_and_reports_bad_files(choices, default_detector, 
     _, folder, threshold = default_detector
     assert rows[2][2] == pytest.approx(expected_p_fake(folder, SAMPLES_DIR / "real/coffee.png"), abs=1e-4)
     assert rows[2][3] == threshold and rows[2][4] == ("fake" if rows[2][2] >= threshold else "real")
+    # The verdict at the detector's own crops, the heat map from a pass of HEATMAP_CROPS crops.
+    assert detections.crops_per_image[:2] == [[None], [None]]
+    [crops] = detections.crops_per_image[2]
+    expected_crops = expected_heatmap_crops(folder, SAMPLES_DIR / "real/coffee.png")
+    assert [crop["box"] for crop in crops] == [crop["box"] for crop in expected_crops] and len(crops) == 4
+    assert [crop["score"] for crop in crops] == pytest.approx([crop["score"] for crop in expected_crops], abs=1e-4)
     downloads = Downloads()  # held: its folder goes when it does
     with open(downloads.write_csv(rows), newline="") as file:
         table = list(csv.reader(file))
@@ -128,7 +155,46 @@ def test_detect_scores_samples_and_reports_bad_files(choices, default_detector, 
     summary, results = summarize(rows), results_html(detections)
     assert "1 verdicts" in summary and "2 errors" in summary and "How to read this" in summary
     assert "<strong>broken.png</strong>" in results and "not_an_image" in results
+    [heatmap] = heatmap_pictures(results)
+    assert heatmap.size == (160, 160) and heatmap.format == "PNG"
+    low, high = min(crop["score"] for crop in crops), max(crop["score"] for crop in crops)
+    assert f"{DEFAULT_DETECTOR}: 4 crops, P(fake) {low:.3f} to {high:.3f}</figcaption>" in results
+    assert f'<span style="left: {100 * threshold:.1f}%"></span>' in results  # the threshold on the legend
     assert detections.signatures == []
+
+
+@pytest.fixture
+def brightness_pool(tiny_detector_dir, tmp_path):
+    """The tiny detector with 80-px crops, scoring each crop by its brightness."""
+    folder = shutil.copytree(tiny_detector_dir, tmp_path / "bright")
+    RescaleCLImageProcessor(crop_size={"height": 80, "width": 80}).save_pretrained(folder)
+    pool = DetectorPool({"bright": str(folder)})
+    score_crops_by_brightness(pool.pipeline("bright"))
+    return pool
+
+
+@pytest.mark.parametrize(("left", "top"), [(240, 160), (80, 0)])
+def test_the_heat_map_shows_a_bright_square_where_it_was_painted(brightness_pool, tmp_path, left, top):
+    pixels = np.full((240, 320, 3), 20, np.uint8)
+    pixels[top:top + 80, left:left + 80] = 255  # one crop of the 3 x 4 grid of 80-px crops
+    path = tmp_path / "bright.png"
+    Image.fromarray(pixels).save(path)
+    detections = detect(brightness_pool, [str(path)], [], ["bright"])
+    [[crops]] = detections.crops_per_image
+    assert len(crops) == 12 and max(crops, key=lambda crop: crop["score"])["box"] == [left, top, left + 80, top + 80]
+    results = results_html(detections)
+    [heatmap] = heatmap_pictures(results)
+    assert heatmap.size == (160, 120)  # fitted into the 160-px thumbnail square, as the thumbnail is
+    colors = np.asarray(heatmap.convert("RGB")).astype(int)
+    red = np.argwhere(colors[..., 0] > colors[..., 1])
+    assert red.min(0).tolist() == [top // 2, left // 2] and red.max(0).tolist() == [top // 2 + 39, left // 2 + 39]
+    assert "bright: 12 crops, P(fake) 0.001 to 1.000</figcaption>" in results
+
+    [[center]] = detect(brightness_pool, [str(path)], [], ["bright"], heatmap_crops=1).crops_per_image
+    assert [crop["box"] for crop in center] == [[120, 80, 200, 160]]  # the detector's own single centre crop
+    for crops in (0, 65):
+        with pytest.raises(gr.Error, match="1 to 64 crops"):
+            detect(brightness_pool, [str(path)], [], ["bright"], heatmap_crops=crops)
 
 
 def test_gensign_detector_shows_its_signature(tmp_path, probe_image):
@@ -151,7 +217,8 @@ def test_client_predicts_and_reports_a_broken_file(app_url, choices, default_det
     client = Client(app_url, verbose=False)
     [detector] = choices
     summary, results, table, csv_path, _ = client.predict(
-        [handle_file(str(probe_image)), handle_file(str(broken_image))], [], [detector], api_name="/detect",
+        [handle_file(str(probe_image)), handle_file(str(broken_image))], [], [detector], HEATMAP_CROPS,
+        api_name="/detect",
     )
     assert table["headers"] == TABLE_HEADERS
     probe_row, broken_row = table["data"]
@@ -166,6 +233,8 @@ def test_client_predicts_and_reports_a_broken_file(app_url, choices, default_det
     assert header == TABLE_HEADERS
     assert float(csv_probe[2]) == pytest.approx(p_fake, abs=1e-6) and float(csv_probe[3]) == default_detector[2]
     assert "<strong>probe.png</strong>" in results and results.count('<img class="aigi-thumbnail"') == 1
+    [heatmap] = heatmap_pictures(results)
+    assert heatmap.size == (48, 40)  # as the probe: never enlarged
     assert "1 verdicts" in summary
 
 
@@ -195,7 +264,13 @@ def test_browser_uploads_clicks_and_reads_the_verdict(app_url, default_detector,
             results = page.locator("#results")
             expect(results).to_contain_text("P(fake)", timeout=60_000)
             text = results.inner_text()
-            thumbnail_width = results.locator("img").evaluate("image => image.naturalWidth")
+            thumbnail_width = results.locator("img.aigi-thumbnail").evaluate("image => image.naturalWidth")
+            heatmap = results.locator(".aigi-heatmap img")
+            expect(heatmap).to_be_visible()
+            heatmap_width = heatmap.evaluate("image => image.naturalWidth")
+            legend = results.locator(".aigi-legend").evaluate(
+                "legend => [getComputedStyle(legend).backgroundImage, legend.firstElementChild.style.left]"
+            )
             expect(page.locator("#summary")).to_contain_text("How to read this")
             page.screenshot(path=str(screenshot), full_page=True)
         finally:
@@ -206,6 +281,9 @@ def test_browser_uploads_clicks_and_reads_the_verdict(app_url, default_detector,
     verdict = "unsure" if abs(p_fake - threshold) < UNSURE_MARGIN else "fake" if p_fake >= threshold else "real"
     assert "probe.png" in text and f"{name}: {verdict}, P(fake) {p_fake:.3f}" in text
     assert f"threshold {threshold:.3f}" in text and thumbnail_width == 48
+    [crop] = expected_heatmap_crops(folder, probe_image)  # smaller than a crop: one, the whole image
+    assert heatmap_width == 48 and f"{name}: 1 crop, P(fake) {crop['score']:.3f}" in text
+    assert legend[0].startswith("linear-gradient") and legend[1] == f"{100 * threshold:.1f}%"
     assert screenshot.stat().st_size > 10_000
 
 
@@ -235,8 +313,11 @@ def test_scores_near_the_threshold_read_as_unsure_and_names_are_escaped():
     images = [ImageInput(name, Image.new("RGB", (400, 200), "gray"), "") for name in scores]
     rows = [[[name, "det", p_fake, threshold, "fake" if p_fake >= threshold else "real", ""]]
             for name, p_fake in scores.items()]
+    crops = [[[{"box": [0, 0, 400, 200], "score": p_fake}]] for p_fake in scores.values()]
     images.append(ImageInput("broken.png", None, "not_an_image: no"))
-    results = results_html(Detections(images, rows + [[["broken.png", "det", None, threshold, "error", "error"]]], []))
+    detections = Detections(images, rows + [[["broken.png", "det", None, threshold, "error", "error"]]],
+                            crops + [[None]], [])
+    results = results_html(detections)
     assert "det: <b class=\"aigi-fake\">fake</b>, P(fake) 0.551 ≥ threshold 0.500" in results
     assert "det: <b class=\"aigi-unsure\">unsure</b>, P(fake) 0.549 is within 0.05 of the threshold 0.500 " \
            "(leans fake)" in results
@@ -244,6 +325,8 @@ def test_scores_near_the_threshold_read_as_unsure_and_names_are_escaped():
     assert "det: <b class=\"aigi-real\">real</b>, P(fake) 0.449 &lt; threshold 0.500" in results
     assert "<strong>&lt;b&gt;sure_real&lt;/b&gt;.png</strong>" in results and "<b>sure_real</b>" not in results
     assert results.count('<img class="aigi-thumbnail"') == 4 and results.count("no preview") == 1
+    assert len(heatmap_pictures(results)) == 4 and "det: 1 crop, P(fake) 0.549</figcaption>" in results
+    assert 'alt="heat map of &lt;b&gt;sure_real&lt;/b&gt;.png by det"' in results
     summary = summarize([row for image_rows in rows for row in image_rows])
     assert summary.startswith("**4 verdicts: 1 fake, 1 real, 2 unsure; 0 errors.**")
 
@@ -261,7 +344,7 @@ def test_downloads_keep_the_latest_files_in_one_folder_per_app(tiny_detector_dir
     for _ in range(2):
         demo = build_demo({"tiny": str(tiny_detector_dir)})
         [event] = demo.fns.values()
-        csv_path = Path(event.fn(None, ["real/coffee.png"], ["tiny"])[3])
+        csv_path = Path(event.fn(None, ["real/coffee.png"], ["tiny"], HEATMAP_CROPS)[3])
         folders.append(csv_path.parent)
         demo.close()
     assert folders[0] != folders[1] and all(folder.name.startswith("aigi_demo_") for folder in folders)

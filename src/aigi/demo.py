@@ -5,10 +5,13 @@
 detectors an exported Space ships), the default one pre-selected; plus any model given to `detector_choices` and
 the entries of the `AIGI_DEMO_MODELS` environment variable (bundled names or directories, separated by `os.pathsep`).
 
-Each image is shown as a thumbnail beside its verdict per detector, with P(fake) and the threshold to
+Each image is shown as a thumbnail beside its heat map and verdict per detector, with P(fake) and the threshold to
 `DISPLAY_DECIMALS` decimals, and as "unsure" when P(fake) is within `UNSURE_MARGIN` of the threshold; the CSV
-download keeps full precision. One app's CSVs live in its own temporary folder, which keeps the latest
-`MAX_DOWNLOADS` and is removed when the app is garbage-collected or the process exits.
+download keeps full precision. The verdict is the pipeline's at the detector's own crop setting, the one its
+threshold was calibrated at; the heat map is the per-crop P(fake) of a second pass with up to `heatmap_crops` crops
+(default `HEATMAP_CROPS`), skipped when the detector's own setting is that many crops already. One app's CSVs live
+in its own temporary folder, which keeps the latest `MAX_DOWNLOADS` and is removed when the app is garbage-collected
+or the process exits.
 """
 
 import base64
@@ -32,6 +35,7 @@ import gradio as gr
 from PIL import Image
 
 from .image_io import IMAGE_EXTENSIONS, ImageLoadError, load_image
+from .inference.heatmaps import heatmap_overlay, legend_colors, output_crops
 from .inference.pipeline import fake_score
 from .inference.scoring import score_sources
 from .registry import DEFAULT_DETECTOR, SAMPLES_DIR, bundled_checkpoints, resolve_model
@@ -46,23 +50,31 @@ TABLE_HEADERS = ["image", "detector", "p_fake", "threshold", "verdict", "error"]
 DISPLAY_DECIMALS = 3
 UNSURE_MARGIN = 0.05
 THUMBNAIL_PIXELS = 160
+HEATMAP_CROPS = 16
+MAX_HEATMAP_CROPS = 64
 
 HOW_TO_READ = (
     "**How to read this:** P(fake) runs from 0 (the detector sees a real photograph) to 1 (it sees an AI-generated "
     "image); the verdict is *fake* from the detector's threshold up, *real* below it. Within "
-    f"{UNSURE_MARGIN} of the threshold the detector is **unsure**: do not rely on its verdict there. A score is one "
-    "signal, not a proof."
+    f"{UNSURE_MARGIN} of the threshold the detector is **unsure**: do not rely on its verdict there. The heat map "
+    "beside each image colours every part of it by the P(fake) of the crops of the image that cover it, green (real) "
+    "to red (fake); the black mark on its scale is the threshold. A score is one signal, not a proof."
 )
 
 RESULTS_CSS = """
-.aigi-result { display: flex; gap: 12px; align-items: flex-start; padding: 8px 0;
+.aigi-result { display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start; padding: 8px 0;
                border-bottom: 1px solid var(--border-color-primary); }
 .aigi-thumbnail { width: 160px; max-height: 160px; object-fit: contain; flex: none; }
+.aigi-heatmap { width: 160px; margin: 0; flex: none; font-size: var(--text-sm); }
+.aigi-heatmap img { width: 160px; max-height: 160px; object-fit: contain; display: block; }
+.aigi-legend { position: relative; height: 10px; margin-top: 4px; }
+.aigi-legend span { position: absolute; top: -3px; width: 2px; height: 16px; margin-left: -1px; background: black; }
+.aigi-scale { display: flex; justify-content: space-between; color: var(--body-text-color-subdued); }
 .aigi-missing { width: 160px; height: 60px; flex: none; display: flex; align-items: center; justify-content: center;
                 border: 1px dashed var(--border-color-primary); color: var(--body-text-color-subdued); }
 .aigi-result ul { margin: 4px 0 0; padding-left: 18px; }
 .aigi-unsure, .aigi-error { color: var(--color-accent); }
-"""
+""" + f".aigi-legend {{ background: linear-gradient(to right, {', '.join(legend_colors())}); }}\n"
 
 LAUNCH_OPTIONS = {
     "max_file_size": f"{MAX_FILE_SIZE_MB}mb",
@@ -146,11 +158,13 @@ def has_signature_stream(model) -> bool:
 
 @dataclass
 class Detections:
-    """One request: the images as read, each with one row per chosen detector (`TABLE_HEADERS`, full precision),
-    and the GenSign signature images with their captions."""
+    """One request: the images as read, each with one row per chosen detector (`TABLE_HEADERS`, full precision)
+    and the crops of its heat map per chosen detector (the pipeline's `"crops"`; None for an image not scored), and
+    the GenSign signature images with their captions."""
 
     images: list[ImageInput]
     rows_per_image: list[list[list]]
+    crops_per_image: list[list[list[dict] | None]]
     signatures: list[tuple[Image.Image, str]]
 
     @property
@@ -160,10 +174,14 @@ class Detections:
 
 def detect(
     pool: DetectorPool, uploads: Sequence[str] | None, samples: Sequence[str] | None, detectors: Sequence[str] | None,
+    heatmap_crops: int = HEATMAP_CROPS,
 ) -> Detections:
-    """Score every image with every chosen detector; signatures only for detectors with a signature stream."""
+    """Score every image with every chosen detector, at its own crop setting for the verdict and with up to
+    `heatmap_crops` crops for the heat map; signatures only for detectors with a signature stream."""
     if not detectors:
         raise gr.Error("Choose at least one detector.")
+    if not 1 <= heatmap_crops <= MAX_HEATMAP_CROPS:
+        raise gr.Error(f"The heat map takes 1 to {MAX_HEATMAP_CROPS} crops, not {heatmap_crops}.")
     unknown = [name for name in detectors if name not in pool.choices]
     if unknown:
         raise gr.Error(f"Unknown detector(s): {', '.join(unknown)}.")
@@ -181,24 +199,32 @@ def detect(
     readable = [item for item in images if item.image is not None]
 
     rows_per_image: list[list[list]] = [[] for _ in images]
+    crops_per_image: list[list[list[dict] | None]] = [[] for _ in images]
     signatures: list[tuple[Image.Image, str]] = []
     for detector in detectors:
         pipe = pool.pipeline(detector)
         threshold = float(pipe.model.config.decision_threshold)
         pictures = [item.image for item in readable]
-        outputs = iter(score_sources(pipe, pictures, batch_size=8, num_workers=0, progress=False))
-        for item, rows in zip(images, rows_per_image):
-            output = next(outputs) if item.image is not None else {"error": item.error}
+        options = {"batch_size": 8, "num_workers": 0, "progress": False, "return_crops": True}
+        verdicts = score_sources(pipe, pictures, **options)
+        maps = verdicts if heatmap_crops == pipe.image_processor.num_crops else score_sources(
+            pipe, pictures, num_crops=heatmap_crops, **options,
+        )
+        outputs = iter(zip(verdicts, maps))
+        for item, rows, crops in zip(images, rows_per_image, crops_per_image):
+            output, heatmap = next(outputs) if item.image is not None else ({"error": item.error}, None)
             if isinstance(output, dict):
                 rows.append([item.name, detector, None, threshold, "error", output["error"]])
+                crops.append(None)
             else:  # the pipeline puts the verdict at the threshold first
                 rows.append([item.name, detector, fake_score(output), threshold, output[0]["label"], ""])
+                crops.append(output_crops(heatmap))
         if has_signature_stream(pipe.model):
             from .modeling.gensign import gensign_signature
 
             for item in readable[:MAX_SIGNATURES]:
                 signatures.append((gensign_signature(pipe.model, item.image), f"{item.name}: {detector}"))
-    return Detections(images, rows_per_image, signatures)
+    return Detections(images, rows_per_image, crops_per_image, signatures)
 
 
 def is_unsure(p_fake: float, threshold: float) -> bool:
@@ -229,25 +255,52 @@ def summarize(rows: list[list]) -> str:
     return f"{header}\n\n{HOW_TO_READ}"
 
 
+def data_uri(image: Image.Image, image_format: str, **options) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format, **options)
+    return f"data:image/{image_format.lower()};base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
 def thumbnail(image: Image.Image) -> str:
     """A JPEG data URI of `image` fitted into `THUMBNAIL_PIXELS` square."""
     small = image.convert("RGB")
     small.thumbnail((THUMBNAIL_PIXELS, THUMBNAIL_PIXELS))
-    buffer = io.BytesIO()
-    small.save(buffer, format="JPEG", quality=85)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return data_uri(small, "JPEG", quality=85)
+
+
+def heatmap_figure(image: Image.Image, row: list, crops: list[dict]) -> str:
+    """The heat map of one detector's crops over `image` (a lossless PNG, fitted like the thumbnail), its colour
+    scale with the detector's threshold marked, and the range of its crops' P(fake)."""
+    name, detector, threshold = html.escape(row[0]), html.escape(row[1]), row[3]
+    scores = [crop["score"] for crop in crops]
+    low, high = f"{min(scores):.{DISPLAY_DECIMALS}f}", f"{max(scores):.{DISPLAY_DECIMALS}f}"
+    spread = f"P(fake) {low}" if low == high else f"P(fake) {low} to {high}"
+    picture = data_uri(heatmap_overlay(image, crops, THUMBNAIL_PIXELS), "PNG")
+    return (
+        f'<figure class="aigi-heatmap"><img src="{picture}" alt="heat map of {name} by {detector}">'
+        f'<div class="aigi-legend" title="P(fake) from 0 to 1; the mark is the threshold">'
+        f'<span style="left: {100 * threshold:.1f}%"></span></div>'
+        '<div class="aigi-scale"><span>0 real</span><span>1 fake</span></div>'
+        f"<figcaption>{detector}: {'1 crop' if len(crops) == 1 else f'{len(crops)} crops'}, {spread}</figcaption>"
+        "</figure>"
+    )
 
 
 def results_html(detections: Detections) -> str:
-    """Each image as a thumbnail beside its verdict per detector (an unreadable one with its error instead)."""
+    """Each image as a thumbnail beside its heat map and verdict per detector (an unreadable one with its error
+    instead)."""
     cards = []
-    for item, rows in zip(detections.images, detections.rows_per_image):
+    for item, rows, crops in zip(detections.images, detections.rows_per_image, detections.crops_per_image):
         name = html.escape(item.name)
         if item.image is None:
             picture = '<div class="aigi-missing">no preview</div>'
             lines = [f'<li><b class="aigi-error">not scored</b>: {html.escape(item.error)}</li>']
         else:
             picture = f'<img class="aigi-thumbnail" src="{thumbnail(item.image)}" alt="{name}">'
+            picture += "".join(
+                heatmap_figure(item.image, row, row_crops)
+                for row, row_crops in zip(rows, crops) if row_crops is not None
+            )
             lines = []
             for row in rows:
                 verdict, detail = reading(row)
@@ -309,8 +362,8 @@ def build_demo(choices: dict[str, str]) -> gr.Blocks:
     names = list(choices)
     preselected = DEFAULT_DETECTOR if DEFAULT_DETECTOR in choices else names[0]
 
-    def run(uploads, samples, detectors):
-        detections = detect(pool, uploads, samples, detectors)
+    def run(uploads, samples, detectors, heatmap_crops):
+        detections = detect(pool, uploads, samples, detectors, int(heatmap_crops))
         rows = detections.rows
         return (
             summarize(rows), results_html(detections), display_rows(rows), downloads.write_csv(rows),
@@ -334,6 +387,11 @@ def build_demo(choices: dict[str, str]) -> gr.Blocks:
                 detectors = gr.CheckboxGroup(
                     choices=names, value=[preselected], label="Detectors", elem_id="detectors",
                 )
+                heatmap_crops = gr.Slider(
+                    minimum=1, maximum=MAX_HEATMAP_CROPS, value=HEATMAP_CROPS, step=1,
+                    label="Heat map: up to this many crops per image (at the detector's crop size, never rescaled)",
+                    elem_id="heatmap_crops",
+                )
                 button = gr.Button("Detect", variant="primary", elem_id="detect")
             with gr.Column():
                 summary = gr.Markdown(elem_id="summary")
@@ -345,7 +403,7 @@ def build_demo(choices: dict[str, str]) -> gr.Blocks:
                     elem_id="signatures",
                 )
         button.click(
-            run, inputs=[uploads, samples, detectors],
+            run, inputs=[uploads, samples, detectors, heatmap_crops],
             outputs=[summary, results, table, csv_file, signature_gallery], api_name="detect",
         )
     return demo

@@ -1,7 +1,9 @@
 """Where in an image the evidence is: per-crop P(fake) (`pipeline(..., return_crops=True)`) as a heat map.
 
 The crops are native-resolution windows of the image (never resized); each pixel's value is the mean P(fake) of the
-crops that cover it (NaN where none does). Only the drawing is scaled, to `max_side` pixels.
+crops that cover it (NaN where none does). Only the drawing is scaled, to `max_side` pixels. `draw_heatmap` makes a
+matplotlib figure with a colour bar; `heatmap_overlay` and `legend_colors` give the same colours as a PIL image and
+CSS colours (the demo).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import numpy as np
 from PIL import Image
 
 HEATMAP_COLORMAP = "RdYlGn_r"  # green: real, red: fake
+HEATMAP_ALPHA = 0.45
+"""Opacity of the P(fake) colours over the image."""
 
 
 def crop_heatmap(width: int, height: int, crops: list[dict[str, Any]]) -> np.ndarray:
@@ -35,6 +39,36 @@ def output_crops(output: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return crops
 
 
+def heatmap_colors(values: np.ndarray) -> np.ndarray:
+    """RGBA floats in [0, 1] of P(fake) `values` on `HEATMAP_COLORMAP`, transparent where a value is NaN."""
+    from matplotlib import colormaps
+
+    return colormaps[HEATMAP_COLORMAP](values)
+
+
+def legend_colors(stops: int = 11) -> list[str]:
+    """CSS colours (#rrggbb) of `HEATMAP_COLORMAP` at `stops` evenly spaced P(fake) from 0 to 1."""
+    colors = np.round(heatmap_colors(np.linspace(0.0, 1.0, stops))[:, :3] * 255).astype(int)
+    return [f"#{red:02x}{green:02x}{blue:02x}" for red, green, blue in colors]
+
+
+def heatmap_overlay(image: Image.Image, crops: list[dict[str, Any]], max_side: int) -> Image.Image:
+    """RGB `image` fitted into a `max_side` square (as `Image.thumbnail`: never enlarged) with its crops' heat map
+    blended over it at `HEATMAP_ALPHA`; pixels no crop covers are left as they are."""
+    shown = image.convert("RGB")
+    shown.thumbnail((max_side, max_side))
+    scale_x, scale_y = shown.width / image.width, shown.height / image.height
+    scaled = [
+        {"box": [round(side * scale) for side, scale in zip(crop["box"], (scale_x, scale_y) * 2)],
+         "score": crop["score"]}
+        for crop in crops
+    ]
+    colors = heatmap_colors(crop_heatmap(*shown.size, scaled))
+    alpha = HEATMAP_ALPHA * colors[..., 3:]
+    blended = np.asarray(shown) / 255.0 * (1.0 - alpha) + colors[..., :3] * alpha
+    return Image.fromarray(np.round(blended * 255.0).astype(np.uint8))
+
+
 def draw_heatmap(image: Image.Image, output: list[dict[str, Any]], path: str | Path, *, threshold: float,
                  title: str = "", max_side: int = 768) -> Path:
     """A PNG of `image` with its crops' P(fake) overlaid, the crop outlines, and a legend (colour bar)."""
@@ -51,7 +85,7 @@ def draw_heatmap(image: Image.Image, output: list[dict[str, Any]], path: str | P
     extent = (0, image.width, image.height, 0)
     axis.imshow(np.asarray(shown), extent=extent)
     overlay = axis.imshow(np.ma.masked_invalid(heatmap), extent=extent, cmap=HEATMAP_COLORMAP, vmin=0.0, vmax=1.0,
-                          alpha=0.45, interpolation="nearest")
+                          alpha=HEATMAP_ALPHA, interpolation="nearest")
     for crop in crops:
         left, top, right, bottom = crop["box"]
         axis.add_patch(_rectangle((left, top), right - left, bottom - top))
