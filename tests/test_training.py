@@ -12,7 +12,7 @@ from transformers import AutoModelForImageClassification, pipeline
 from aigi.data.transforms import AUGMENT_PRESETS, TrainingAugment
 from aigi.inference.pipeline import fake_score
 from aigi.train import parse_training_arguments, train
-from aigi.train.samples import training_augment
+from aigi.train.samples import AugmentedDetectionDataset, training_augment
 from aigi.train.tasks import ClassificationTask
 
 
@@ -161,6 +161,31 @@ def test_classification_samples_use_the_augmentation_reproducibly(detection_fold
     torch.testing.assert_close(dataset[3]["pixel_values"], first["pixel_values"], rtol=0, atol=0)
     dataset.set_epoch(1)
     assert not torch.equal(dataset[3]["pixel_values"], first["pixel_values"])
+
+
+def test_every_epoch_draws_its_own_order_and_augmentation_also_after_a_resume(
+    detection_folder, tmp_path, monkeypatch
+):
+    fetched = []
+    fetch = AugmentedDetectionDataset.__getitem__
+
+    def recording_fetch(dataset, index):
+        fetched.append((dataset.epoch, index))
+        return fetch(dataset, index)
+
+    monkeypatch.setattr(AugmentedDetectionDataset, "__getitem__", recording_fetch)
+    # 16 images in batches of 4: 4 steps an epoch; the run stops in the middle of the second epoch and resumes.
+    for max_steps, resume in ((6, {}), (12, {"resume_from_checkpoint": "latest"})):
+        train(parse_training_arguments(tiny_arguments(
+            "classify", detection_folder, tmp_path, max_steps=max_steps, checkpointing_steps=6, **resume
+        )))
+        shutil.rmtree(tmp_path / "final")
+    orders = {}
+    for epoch, index in fetched:
+        orders.setdefault(epoch, []).append(index)
+    assert sorted(orders) == [0, 1, 2]
+    assert all(set(order) == set(range(16)) for order in orders.values())
+    assert orders[0][:16] != orders[2][:16]
 
 
 def test_two_processes_with_accelerate_launch(detection_folder, tmp_path):

@@ -130,8 +130,9 @@ def train(args: TrainingArguments) -> Path:
     model.train()
     while step < args.max_steps:
         epoch, steps_into_epoch = divmod(step, steps_per_epoch)
-        for holder in (sampler, dataset):
-            holder.set_epoch(epoch)
+        # Through the prepared loader: at each pass it re-applies its own epoch counter to the sampler and the
+        # dataset, and it advances that counter only when a pass runs to its end, which this loop's break skips.
+        dataloader.set_epoch(epoch)
         batches_done = steps_into_epoch * args.gradient_accumulation_steps
         epoch_batches = accelerator.skip_first_batches(dataloader, batches_done) if batches_done else dataloader
         for batch in epoch_batches:
