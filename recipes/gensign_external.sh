@@ -35,12 +35,13 @@ timed extractor $aigi train --task gensign-extractor --dair "$runs/gensign_dair/
 
 # 4. Stage III, the dual-stream detector from scratch on the whole train split (reals + the SD/LDM fakes): RGB stream
 #    RegNetX-200MF, signature stream TinyNet-D (EfficientNet-B0's structure, scaled down), the trained extractor
-#    frozen; codec/resize augmentation on both classes (as the RescaleCL runs), 128-px crops, 256-px centre crop at
-#    inference. Same recipe for the full model and the two ablations.
+#    frozen; codec/resize augmentation on both classes (as the RescaleCL runs), 128-px crops and a 128-px centre crop
+#    at inference (GenSign trains on crops of its inference size). Same recipe for the full model and the two
+#    ablations.
 detector() {  # detector RUN_NAME [extra flags]
     local name=$1; shift
     timed "$name" $aigi train --task classify --family gensign --backbone regnetx_002 --signature_backbone tinynet_d \
-        --train_data "$train" --output_dir "$runs/$name" --image_size 256 --patch_size 128 \
+        --train_data "$train" --output_dir "$runs/$name" --image_size 128 --patch_size 128 \
         --per_device_batch_size 16 --max_steps 250 --learning_rate 3e-4 --weight_decay 0 \
         --logging_steps 10 --checkpointing_steps 50 --num_workers 0 --seed 0 "$@"
 }

@@ -176,6 +176,7 @@ def test_zero_fake_fiser_gives_pseudo_fakes_a_generator_identity_of_their_own(de
     (["--task", "dair", "--self_augmentation_dair", "d"], "classify and fiser"),
     (["--family", "gensign"], "--extractor"),
     (["--family", "gensign", "--use_signature_stream", "false", "--extractor", "e"], "--extractor"),
+    (["--family", "gensign", "--extractor", "e", "--image_size", "128", "--patch_size", "64"], "inference size"),
     (["--family", "nope"], "family"),
     (["--task", "gensign-extractor"], "--dair"),
     (["--task", "dair", "--family", "gensign"], "classify"),

@@ -197,6 +197,12 @@ class TrainingArguments:
                 and self.patch_size != self.image_size):
             # A ViT's position embeddings fix its input size: the training crop is the inference crop.
             raise ValueError("--family univfd trains on crops of its input size: --patch_size must equal --image_size")
+        if scratch_gensign and self.patch_size != self.image_size:
+            # Trained on smaller crops, an EfficientNet signature backbone never trains the outer taps of its deepest
+            # 5x5 kernels (on 64-px crops they only ever see padding); at a larger inference crop they see data and
+            # its features blow up (results/benchmark/README.md).
+            raise ValueError("--family gensign trains on crops of its inference size: --patch_size must equal "
+                             "--image_size")
         if self.task == "synerdetect":
             if self.model is None and not (self.clip_model and self.diffusion_model):
                 raise ValueError("synerdetect needs --model, or --clip_model and --diffusion_model for a new detector")
