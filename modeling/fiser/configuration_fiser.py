@@ -24,6 +24,7 @@ DINOV3_VIT_LARGE_PATCH16 = {
     "use_gated_mlp": False,
 }
 HEADS = ("prototype", "knn", "logistic", "svm")
+FEATURE_POOLINGS = ("final", "stages")
 
 
 @strict
@@ -46,6 +47,11 @@ class FiSeRConfig(PreTrainedConfig):
         DINOv3 only: the head reads the raw CLS token of this block (`hidden_states[feature_layer]`, before the
         final LayerNorm), as the reference evaluation does (block 18 by default). `None` reads the final-layer CLS
         after the LayerNorm, which is the feature the contrastive loss trains. Must be `None` for a timm backbone.
+    feature_pooling (`str`, defaults to `"final"`):
+        timm backbones only: `"final"` reads the globally pooled final features (the feature the contrastive loss
+        trains); `"stages"` reads the spatial mean and standard deviation of every stage's feature map
+        (`forward_intermediates`), low-level stages included, concatenated: a frozen-encoder probe that keeps the
+        local statistics generation traces live in.
     head (`str`, defaults to `"prototype"`):
         How normalised features become P(fake): `"prototype"` (cosine to the real and fake class means, over
         `prototype_temperature`), `"knn"` (FiSeR's similarity-mass vote of the `knn_k` nearest entries of a stored
@@ -76,6 +82,7 @@ class FiSeRConfig(PreTrainedConfig):
     backbone: str = "dinov3"
     dinov3_config: dict | DINOv3ViTConfig | None = None
     feature_layer: int | None = 18
+    feature_pooling: str = "final"
     head: str = "prototype"
     head_size: int = 0
     knn_k: int = 25
@@ -119,7 +126,12 @@ class FiSeRConfig(PreTrainedConfig):
                 raise ValueError(f"dinov3_config is only used with backbone='dinov3', not {self.backbone!r}")
             if self.feature_layer is not None:
                 raise ValueError("feature_layer selects a DINOv3 block; a timm backbone needs feature_layer=None")
-        elif self.feature_layer is not None and not 0 <= self.feature_layer <= self.dinov3_config.num_hidden_layers:
+        elif self.feature_pooling != "final":
+            raise ValueError("feature_pooling 'stages' pools a timm backbone's stages; DINOv3 needs 'final'")
+        if self.feature_pooling not in FEATURE_POOLINGS:
+            raise ValueError(f"feature_pooling must be one of {FEATURE_POOLINGS}, got {self.feature_pooling!r}")
+        if self.backbone == "dinov3" and self.feature_layer is not None and \
+                not 0 <= self.feature_layer <= self.dinov3_config.num_hidden_layers:
             raise ValueError(
                 f"feature_layer must be in [0, {self.dinov3_config.num_hidden_layers}], got {self.feature_layer}"
             )

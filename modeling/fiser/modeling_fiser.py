@@ -148,6 +148,8 @@ class FiSeRModel(FiSeRPreTrainedModel):
     def feature_dim(self) -> int:
         if self.config.backbone == "dinov3":
             return self.config.dinov3_config.hidden_size
+        if self.config.feature_pooling == "stages":
+            return 2 * sum(info["num_chs"] for info in self.encoder.feature_info)
         return self.encoder.num_features
 
     def forward(
@@ -159,6 +161,14 @@ class FiSeRModel(FiSeRPreTrainedModel):
                 last_hidden_state=encoded.last_hidden_state,
                 pooler_output=encoded.last_hidden_state[:, 0],
                 hidden_states=encoded.hidden_states,
+            )
+        if self.config.feature_pooling == "stages":
+            stages = self.encoder.forward_intermediates(pixel_values, intermediates_only=True)
+            pooled = torch.cat([statistic for stage in stages
+                                for statistic in (stage.mean(dim=(2, 3)), stage.std(dim=(2, 3), correction=0))], dim=1)
+            return BaseModelOutputWithPooling(
+                last_hidden_state=stages[-1], pooler_output=pooled,
+                hidden_states=tuple(stages) if output_hidden_states else None,
             )
         feature_map = self.encoder.forward_features(pixel_values)
         pooled = self.encoder.forward_head(feature_map, pre_logits=True)

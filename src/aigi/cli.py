@@ -65,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
         head.add_argument("--split", default=None, help="Split of the data (e.g. train).")
         head.add_argument("--protocol", default="raw", help="Protocol applied before features (default raw).")
         head.add_argument("--knn-k", type=int, default=None, help="kNN head: neighbours (default 25).")
+        head.add_argument("--logistic-c", type=float, default=1.0,
+                          help="Logistic head: inverse L2 regularisation strength (default 1).")
+        head.add_argument("--standardize", action="store_true",
+                          help="Logistic head: fit on standardised features (the scaling is folded into the head).")
         head.add_argument("--seed", type=int, default=0)
         head.add_argument("--batch-size", type=int, default=32)
 
@@ -214,7 +218,7 @@ def run_fit_head(args) -> int:
         report = fit_head(
             args.model, args.data, args.output, head=args.head, split=args.split, shots=args.shots,
             fake_generators=fake_generators, protocol=args.protocol, seed=args.seed, batch_size=args.batch_size,
-            knn_k=args.knn_k,
+            knn_k=args.knn_k, logistic_c=args.logistic_c, standardize=args.standardize,
         )
     except ValueError as error:
         print(f"aigi {args.command}: {error}", file=sys.stderr)

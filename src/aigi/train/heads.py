@@ -58,8 +58,12 @@ def select_records(
     return records if shots is None else few_shot_subset(records, shots, seed)
 
 
-def head_state(head: str, features: np.ndarray, labels: np.ndarray) -> tuple[dict[str, torch.Tensor], dict]:
-    """The fitted tensors of `head` (keys of its module's state dict) and the config fields the fit sets."""
+def head_state(
+    head: str, features: np.ndarray, labels: np.ndarray, *, logistic_c: float = 1.0, standardize: bool = False
+) -> tuple[dict[str, torch.Tensor], dict]:
+    """The fitted tensors of `head` (keys of its module's state dict) and the config fields the fit sets. The
+    logistic head has inverse regularisation `logistic_c`; with `standardize` it is fitted on features scaled to
+    zero mean and unit variance, and the scaling is folded into its weights (the head still reads raw features)."""
     if head == "prototype":
         prototypes = np.stack([features[labels == label].mean(axis=0) for label in (REAL_LABEL, FAKE_LABEL)])
         prototypes = torch.nn.functional.normalize(torch.from_numpy(prototypes).float(), dim=1)
@@ -70,9 +74,14 @@ def head_state(head: str, features: np.ndarray, labels: np.ndarray) -> tuple[dic
     if head == "logistic":
         from sklearn.linear_model import LogisticRegression
 
-        classifier = LogisticRegression(C=1.0, max_iter=2000).fit(features, labels)
-        state = {"linear.weight": torch.from_numpy(classifier.coef_).float(),
-                 "linear.bias": torch.from_numpy(classifier.intercept_).float()}
+        mean, scale = np.zeros(features.shape[1]), np.ones(features.shape[1])
+        if standardize:
+            mean, scale = features.mean(axis=0), features.std(axis=0)
+            scale[scale == 0] = 1.0
+        classifier = LogisticRegression(C=logistic_c, max_iter=5000).fit((features - mean) / scale, labels)
+        weight = classifier.coef_ / scale
+        bias = classifier.intercept_ - weight @ mean
+        state = {"linear.weight": torch.from_numpy(weight).float(), "linear.bias": torch.from_numpy(bias).float()}
         return state, {"head_size": 0}
     if head == "svm":
         from sklearn.svm import SVC
@@ -99,8 +108,11 @@ def fit_head(
     seed: int = 0,
     batch_size: int = 32,
     knn_k: int | None = None,
+    logistic_c: float = 1.0,
+    standardize: bool = False,
 ) -> HeadFitReport:
-    """Fit `head` on the frozen features of `encoder` (a FiSeR encoder or detector) over `data`, save the detector."""
+    """Fit `head` on the frozen features of `encoder` (a FiSeR encoder or detector) over `data`, save the detector
+    (`logistic_c`, `standardize`: see `head_state`)."""
     if head not in HEADS:
         raise ValueError(f"head must be one of {HEADS}, got {head!r}")
     records = select_records(
@@ -114,7 +126,8 @@ def fit_head(
     )
     if len(set(extracted.labels.tolist())) < 2:
         raise ValueError("the readable images hold only one class; a head needs real and fake images")
-    state, config_fields = head_state(head, extracted.features, extracted.labels)
+    state, config_fields = head_state(head, extracted.features, extracted.labels, logistic_c=logistic_c,
+                                      standardize=standardize)
     config_values = {**model.config.to_dict(), "head": head, **config_fields}
     if knn_k is not None:
         config_values["knn_k"] = knn_k

@@ -1,0 +1,60 @@
+"""FiSeR's stage pooling (a frozen-encoder probe of every stage's statistics) and the standardised logistic head."""
+
+import numpy as np
+import pytest
+import torch
+from huggingface_hub.errors import StrictDataclassError
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from aigi.modeling.fiser import FiSeRConfig, FiSeRForImageClassification, FiSeRModel
+from aigi.train.heads import head_state
+
+
+def stage_config(**overrides) -> FiSeRConfig:
+    return FiSeRConfig(**{"backbone": "test_resnet", "feature_layer": None, "feature_pooling": "stages",
+                          "image_size": 32, "image_mean": [0.5] * 3, "image_std": [0.5] * 3, **overrides})
+
+
+def test_stage_pooling_is_the_mean_and_std_of_every_stage():
+    torch.manual_seed(0)
+    model = FiSeRModel(stage_config()).eval()
+    pixels = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        stages = model.encoder.forward_intermediates(pixels, intermediates_only=True)
+        pooled = model(pixels).pooler_output
+    expected = torch.cat([torch.cat([stage.mean((2, 3)), stage.std((2, 3), correction=0)], 1) for stage in stages], 1)
+    assert len(stages) >= 2 and pooled.shape == (3, model.feature_dim)
+    assert torch.allclose(pooled, expected)
+    features = model.image_features(pixels)
+    assert torch.allclose(features.norm(dim=1), torch.ones(3))
+
+
+def test_a_stage_pooled_detector_round_trips(tmp_path):
+    detector = FiSeRForImageClassification(stage_config(head="logistic")).eval()
+    detector.save_pretrained(tmp_path)
+    loaded = FiSeRForImageClassification.from_pretrained(tmp_path).eval()
+    pixels = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(detector(pixels).logits, loaded(pixels).logits)
+    assert loaded.config.feature_pooling == "stages"
+
+
+@pytest.mark.parametrize("overrides", [{"feature_pooling": "max"}, {"backbone": "dinov3", "feature_layer": None}])
+def test_bad_poolings_are_refused(overrides):
+    with pytest.raises(StrictDataclassError, match="feature_pooling"):
+        stage_config(**overrides)
+
+
+def test_the_standardised_logistic_head_is_the_scaled_fit_folded_into_raw_weights():
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(200, 6)) * np.array([1e-3, 1.0, 10.0, 0.1, 5.0, 0.0])  # one constant column
+    labels = (features[:, 1] + 0.01 * features[:, 2] + rng.normal(scale=0.5, size=200) > 0).astype(int)
+    state, fields = head_state("logistic", features, labels, logistic_c=0.1, standardize=True)
+    assert fields == {"head_size": 0}
+    folded = features @ state["linear.weight"].numpy()[0] + float(state["linear.bias"][0])
+    scaler = StandardScaler().fit(features)
+    reference = LogisticRegression(C=0.1, max_iter=5000).fit(scaler.transform(features), labels)
+    assert np.allclose(folded, reference.decision_function(scaler.transform(features)), atol=1e-4)
+    plain, _ = head_state("logistic", features, labels)
+    assert not np.allclose(plain["linear.weight"].numpy(), state["linear.weight"].numpy())
