@@ -116,13 +116,13 @@ if DEFAULT_DETECTOR is not None:
         scoring = f"{choice['protocol']}_crops{choice['num_crops']}"
         results_dir = Path(record["results_file"]).parent
         holdout = next(iter(record["results"]["cross_source"][scoring].get("holdouts", {})), None)
+        holdout_metrics = results_dir / "eval" / f"{choice['name']}__{holdout}" / scoring / "held_out" / "metrics.json"
         CARDS[f"{DEFAULT_DETECTOR}.md"] = dict(
             **common,
             evaluation=Evaluation(
-                results_dir / "eval" / f"{choice['name']}__{holdout}" / scoring / "held_out" / "metrics.json",
-                dataset_name=f"{holdout} held out of training (its sources never seen)", dataset_id=f"aigi/{holdout}",
-                split="all", protocol=choice["protocol"],
-            ) if holdout else None,
+                holdout_metrics, dataset_name=f"{holdout} held out of training (its sources never seen)",
+                dataset_id=f"aigi/{holdout}", split="all", protocol=choice["protocol"],
+            ) if holdout_metrics.is_file() else None,
             training_data=training_data_from_run(results_dir / "default_detector"),
             extra=cross_source_section(record),
         )
