@@ -75,6 +75,18 @@ def benchmark_section(record: dict) -> str:
     return "\n".join(lines)
 
 
+def probe_training_data(summary_file: Path) -> str | None:
+    """What a frozen probe's head was fitted on (recipes/frozen_probe_cross_source.py's summary.json)."""
+    if not summary_file.is_file():
+        return None
+    summary = json.loads(summary_file.read_text())
+    return (f"The encoder was not trained here (ImageNet-1k weights of `{summary['backbone']}`). The logistic head "
+            f"(C {summary['chosen_c']:g}) was fitted on the features of all {summary['images']} images of the "
+            "source-labelled training pool (`datasets_scripts/build_training_pool.py`, card in "
+            f"`results/datasets/pool/`) under protocol `{summary['protocol']}`: real photos of 49 source groups and "
+            "outputs of 62 generator source groups.")
+
+
 def cross_source_section(record: dict) -> str:
     """The default detector's cross-source figures (per fold, out of fold at its threshold, per family, holdouts)."""
     choice, summary = record["default_detector"], record["results"]["cross_source"]
@@ -123,7 +135,8 @@ if DEFAULT_DETECTOR is not None:
                 holdout_metrics, dataset_name=f"{holdout} held out of training (its sources never seen)",
                 dataset_id=f"aigi/{holdout}", split="all", protocol=choice["protocol"],
             ) if holdout_metrics.is_file() else None,
-            training_data=training_data_from_run(results_dir / "default_detector"),
+            training_data=training_data_from_run(results_dir / "default_detector")
+            or probe_training_data(results_dir / "default_detector" / "summary.json"),
             extra=cross_source_section(record),
         )
     else:

@@ -122,6 +122,8 @@ def render_model_card(
         "model_id": repo_id or model_name,
         "decision_threshold": float(config.decision_threshold),
         "image_size": int(config.image_size),
+        "backbone": getattr(config, "backbone", None),
+        "feature_pooling": getattr(config, "feature_pooling", None),
         "evaluation": evaluation_table(evaluation) if evaluation else None,
         "training_data": training_data,
         "license": license,
