@@ -94,7 +94,7 @@ def cross_source_section(record: dict) -> str:
                    if (value["protocol"], value["num_crops"]) == (choice["protocol"], choice["num_crops"]))
     pooled = summary["pooled"]
     lines = ["## Cross-source benchmark (`bash recipes/cross_source.sh`)", "",
-             f"Chosen by `aigi benchmark` ({choice['rule']}), scored under protocol `{choice['protocol']}` with "
+             f"Chosen by the rule: {choice['rule']}. Scored under protocol `{choice['protocol']}` with "
              f"{choice['num_crops']} crop(s) per image (this checkpoint's `preprocessor_config.json`). Every number "
              "below is on sources (cameras, collections, repositories) and generators that the model scoring them "
              "never saw in training: each fold's sources are scored by a model trained on the other folds.", "",

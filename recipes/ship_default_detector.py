@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aigi  # noqa: F401  (registers the families with the Auto classes)
-from aigi.evaluation.benchmark import scoring_name
+from aigi.evaluation.benchmark import read_predictions, scoring_name
+from aigi.evaluation.metrics import threshold_at_fpr
 from aigi.registry import BUNDLED_CHECKPOINTS_DIR, DEFAULT_DETECTOR_FILE, directory_size
 from transformers import AutoConfig, AutoImageProcessor
 
@@ -70,7 +71,8 @@ def probe_candidate(summary_file: str) -> Candidate:
                       f"benchmark's detectors and the frozen probe (C {chosen} chosen the same way); threshold: "
                       f"{folds['target_fpr']:.0%} FPR on the out-of-fold real photos"}
     predictions = Path(summary_file).parent / "predictions" / f"C{chosen}"
-    return Candidate(choice, {"name": choice["name"], "cross_source": {scoring_name(summary["protocol"], 1): folds}},
+    scoring = {**folds, "protocol": summary["protocol"], "num_crops": 1}
+    return Candidate(choice, {"name": choice["name"], "cross_source": {scoring_name(summary["protocol"], 1): scoring}},
                      summary_file, [predictions / f"fold{k}.csv" for k in range(len(folds["per_fold"]))],
                      [Path(summary_file)])
 
@@ -93,7 +95,12 @@ def main() -> None:
     if not candidates:
         raise SystemExit(f"{args.results} names no default detector")
     best = max(candidates, key=lambda candidate: candidate.rank)
-    choice = best.choice
+    results_dir = Path(best.results_file).parent
+    calibration = results_dir / "default_detector_calibration_predictions.csv"
+    calibration.write_text(concatenated_csv(best.calibration_files))
+    # Recomputed from the file as written (float64), so that anyone gets this exact threshold back from it.
+    labels, scores, _ = read_predictions(calibration)
+    choice = {**best.choice, "threshold": threshold_at_fpr(scores[labels == 0], best.choice["target_fpr"])}
     name = "aigi-" + choice["name"].replace("_", "-")
     target = BUNDLED_CHECKPOINTS_DIR / name
     shutil.rmtree(target, ignore_errors=True)
@@ -116,9 +123,6 @@ def main() -> None:
         values = json.loads((target / file_name).read_text())
         values.pop("auto_map", None)
         (target / file_name).write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
-    results_dir = Path(best.results_file).parent
-    calibration = results_dir / "default_detector_calibration_predictions.csv"
-    calibration.write_text(concatenated_csv(best.calibration_files))
     (target / "benchmark.json").write_text(json.dumps(
         {"default_detector": choice, "results": best.results, "results_file": best.results_file,
          "calibration_predictions": calibration.as_posix(),

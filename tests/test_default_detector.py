@@ -19,7 +19,7 @@ from aigi.inference.pipeline import fake_score
 from aigi.registry import DEFAULT_DETECTOR, SAMPLES_DIR, bundled_checkpoints, default_detector_path, resolve_model
 from detector_tester import load_without_aigi
 
-SELECTION_PREDICTIONS = Path(__file__).parents[1] / "results" / "benchmark" / "default_detector_selection_predictions.csv"
+REPOSITORY = Path(__file__).parents[1]
 
 
 def offline_environment(tmp_path: Path) -> dict:
@@ -45,10 +45,10 @@ def test_its_threshold_is_the_benchmark_calibration_at_five_percent_fpr():
     assert config.id2label == {0: "real", 1: "fake"} and config.label2id == {"real": 0, "fake": 1}
 
 
-def test_its_threshold_is_recomputed_from_the_shipped_selection_scores():
+def test_its_threshold_is_recomputed_from_the_shipped_calibration_scores():
     folder = Path(default_detector_path())
     record = json.loads((folder / "benchmark.json").read_text())
-    labels, scores, _ = read_predictions(SELECTION_PREDICTIONS)
+    labels, scores, _ = read_predictions(REPOSITORY / record["calibration_predictions"])
     threshold = threshold_at_fpr(scores[labels == 0], 0.05)
     assert threshold == record["default_detector"]["threshold"]
     assert np.mean(scores[labels == 0] >= threshold) <= 0.05

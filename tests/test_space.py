@@ -146,7 +146,7 @@ def test_detect_scores_samples_and_reports_bad_files(choices, default_detector, 
     assert detections.crops_per_image[:2] == [[None], [None]]
     [crops] = detections.crops_per_image[2]
     expected_crops = expected_heatmap_crops(folder, SAMPLES_DIR / "real/coffee.png")
-    assert [crop["box"] for crop in crops] == [crop["box"] for crop in expected_crops] and len(crops) == 4
+    assert [crop["box"] for crop in crops] == [crop["box"] for crop in expected_crops]
     assert [crop["score"] for crop in crops] == pytest.approx([crop["score"] for crop in expected_crops], abs=1e-4)
     downloads = Downloads()  # held: its folder goes when it does
     with open(downloads.write_csv(rows), newline="") as file:
@@ -158,7 +158,9 @@ def test_detect_scores_samples_and_reports_bad_files(choices, default_detector, 
     [heatmap] = heatmap_pictures(results)
     assert heatmap.size == (160, 160) and heatmap.format == "PNG"
     low, high = min(crop["score"] for crop in crops), max(crop["score"] for crop in crops)
-    assert f"{DEFAULT_DETECTOR}: 4 crops, P(fake) {low:.3f} to {high:.3f}</figcaption>" in results
+    # As many crops as the default detector's crop size fits in the 256-px sample (one for a 256-px crop).
+    caption = f"{len(crops)} crops, P(fake) {low:.3f} to {high:.3f}" if len(crops) > 1 else f"1 crop, P(fake) {low:.3f}"
+    assert f"{DEFAULT_DETECTOR}: {caption}</figcaption>" in results
     assert f'<span style="left: {100 * threshold:.1f}%"></span>' in results  # the threshold on the legend
     assert detections.signatures == []
 
