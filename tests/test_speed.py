@@ -26,11 +26,12 @@ def test_bench_speed_writes_sane_json(tiny_detector_dir, tmp_path, single_torch_
                  "--warmup", "1", "--num-workers", "2", "--output", str(output)]) == 0
     report = json.loads(output.read_text())
     assert report["settings"] == {"images": 12, "batch_sizes": [1, 4], "warmup_batches": 1, "num_workers": 2,
-                                  "jpeg_quality": 90}
+                                  "jpeg_quality": 90, "input_side": None}
     environment = report["environment"]
     assert environment["torch_threads"] >= 1 and environment["cpu_count"] >= 1 and environment["torch_version"]
     [result] = report["models"]
-    assert result["image_size"] == 32 and result["model_type"] == "rescalecl" and result["parameters"] > 0
+    assert result["image_size"] == result["input_side"] == 32 and result["model_type"] == "rescalecl"
+    assert result["parameters"] > 0
     expected_batches = {"1": 11, "4": 2}  # 12 images, less the warm-up batch
     for measure in ("forward", "end_to_end"):
         assert set(result[measure]) == {"1", "4"}
@@ -40,6 +41,15 @@ def test_bench_speed_writes_sane_json(tiny_detector_dir, tmp_path, single_torch_
             assert 0 < numbers["latency_ms_p50"] <= numbers["latency_ms_p95"]
     assert report["peak_rss_mib"] >= result["peak_rss_mib"] > 0
     assert "end_to_end" in capsys.readouterr().out
+
+
+def test_bench_speed_on_larger_files_than_the_crop(tiny_detector_dir, tmp_path, single_torch_thread):
+    output = tmp_path / "speed.json"
+    assert main(["bench-speed", "--model", str(tiny_detector_dir), "--images", "6", "--batch-sizes", "1,2",
+                 "--warmup", "1", "--input-side", "96", "--output", str(output)]) == 0
+    [result] = json.loads(output.read_text())["models"]
+    assert (result["image_size"], result["input_side"]) == (32, 96)
+    assert result["end_to_end"]["2"]["timed_batches"] == 2
 
 
 def test_bench_speed_refuses_too_few_images(tiny_detector_dir, tmp_path, capsys):

@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench_speed.add_argument("--warmup", type=int, default=2, help="Batches run before timing (default 2).")
     bench_speed.add_argument("--num-workers", type=int, default=None,
                              help="Preprocessing threads end to end (default min(4, CPUs); 0: none).")
+    bench_speed.add_argument("--input-side", type=int, default=None,
+                             help="Side of the generated JPEG files (default: each detector's crop size), e.g. 1024.")
     bench_speed.add_argument("--output", required=True, help="JSON file to write.")
 
     models = commands.add_parser("models", help="List detector families and bundled checkpoints.")
@@ -257,7 +259,7 @@ def run_bench_speed(args) -> int:
     try:
         batch_sizes = tuple(int(size) for size in args.batch_sizes.split(","))
         report = bench_speed(args.model, images=args.images, batch_sizes=batch_sizes, warmup=args.warmup,
-                             num_workers=args.num_workers)
+                             num_workers=args.num_workers, input_side=args.input_side)
     except (ValueError, FileNotFoundError) as error:
         print(f"aigi bench-speed: {error}", file=sys.stderr)
         return 2

@@ -1,6 +1,7 @@
 """`aigi bench-speed`: images/s and latency of detectors on this machine, model alone and end to end.
 
-For each detector, at its input size (`config.image_size`):
+For each detector, on JPEG files of `input_side` x `input_side` pixels (default: its input size,
+`config.image_size`; larger files are decoded whole and centre-cropped, as a user's photo would be):
 
 - forward: the model on an already preprocessed batch (`fake_probabilities` under the pipeline's inference
   context), as many batches as the end-to-end run has; latency is the time of one batch call.
@@ -93,7 +94,8 @@ def time_end_to_end(pipe, paths: list[str], batch_size: int, warmup: int, num_wo
 
 
 def benchmark_model(
-    model: str, *, images: int, batch_sizes: tuple[int, ...], warmup: int, num_workers: int, work_dir: Path
+    model: str, *, images: int, batch_sizes: tuple[int, ...], warmup: int, num_workers: int, work_dir: Path,
+    input_side: int | None = None,
 ) -> dict[str, Any]:
     """Forward and end-to-end speed of one detector (see the module docstring)."""
     from ..registry import resolve_model
@@ -101,12 +103,14 @@ def benchmark_model(
     model_path = resolve_model(model)
     pipe = load_pipeline(model_path, on_launch_device=False)
     side = int(pipe.model.config.image_size)
-    paths = write_benchmark_images(work_dir / f"{side}px", images, side)
+    file_side = input_side or side
+    paths = write_benchmark_images(work_dir / f"{file_side}px", images, file_side)
     # Forward input: the first images, preprocessed once (content does not change the speed of the model).
     pixel_values = torch.cat([pipe.preprocess(path)["pixel_values"] for path in paths[: max(batch_sizes)]])
     result: dict[str, Any] = {
         "model": model, "model_path": str(model_path), "model_type": pipe.model.config.model_type,
         "parameters": sum(parameter.numel() for parameter in pipe.model.parameters()), "image_size": side,
+        "input_side": file_side,
         "forward": {}, "end_to_end": {},
     }
     for batch_size in batch_sizes:
@@ -119,7 +123,7 @@ def benchmark_model(
 
 def bench_speed(
     models: list[str], *, images: int = 256, batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES, warmup: int = 2,
-    num_workers: int | None = None,
+    num_workers: int | None = None, input_side: int | None = None,
 ) -> dict[str, Any]:
     """Speed of each detector of `models` with the settings and the environment they were measured in."""
     import transformers
@@ -131,11 +135,12 @@ def bench_speed(
     with tempfile.TemporaryDirectory(prefix="aigi-bench-") as work_dir:
         results = [
             benchmark_model(model, images=images, batch_sizes=batch_sizes, warmup=warmup, num_workers=num_workers,
-                            work_dir=Path(work_dir))
+                            work_dir=Path(work_dir), input_side=input_side)
             for model in models
         ]
     return {
         "settings": {"images": images, "batch_sizes": list(batch_sizes), "warmup_batches": warmup,
+                     "input_side": input_side,
                      "num_workers": num_workers, "jpeg_quality": JPEG_QUALITY},
         "environment": {
             "torch_version": torch.__version__, "transformers_version": transformers.__version__,
@@ -151,12 +156,14 @@ def bench_speed(
 
 def format_speed_table(report: dict[str, Any]) -> str:
     """A Markdown table: one row per model, measurement and batch size."""
-    lines = ["| model | px | measure | batch | images/s | p50 ms | p95 ms |", "|---|---|---|---|---|---|---|"]
+    lines = ["| model | crop px | file px | measure | batch | images/s | p50 ms | p95 ms |",
+             "|---|---|---|---|---|---|---|---|"]
     for result in report["models"]:
         for measure in ("forward", "end_to_end"):
             for batch_size, numbers in result[measure].items():
                 lines.append(
-                    f"| {result['model']} | {result['image_size']} | {measure} | {batch_size} | "
+                    f"| {result['model']} | {result['image_size']} | {result['input_side']} | {measure} | "
+                    f"{batch_size} | "
                     f"{numbers['images_per_s']:.1f} | {numbers['latency_ms_p50']:.1f} | "
                     f"{numbers['latency_ms_p95']:.1f} |"
                 )
