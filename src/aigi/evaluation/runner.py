@@ -43,16 +43,11 @@ def _load(model: str, data: str, split: str | None, threshold: float | None):
     return pipe, load_detection_records(data, split=split), threshold
 
 
-def _crop_options(num_crops: int | None, crop_aggregation: str | None) -> dict[str, Any]:
-    return {name: value for name, value in (("num_crops", num_crops), ("crop_aggregation", crop_aggregation))
-            if value is not None}
-
-
 def crop_settings(pipe, crop_options: dict[str, Any]) -> dict[str, Any]:
-    """The crops an evaluation scored with: the options given, else the image processor's."""
-    processor = pipe.image_processor
-    return {"num_crops": crop_options.get("num_crops", getattr(processor, "num_crops", 1)),
-            "crop_aggregation": crop_options.get("crop_aggregation", getattr(processor, "crop_aggregation", "mean"))}
+    """The crops an evaluation scored with: the options given (None: not given), else the image processor's."""
+    defaults = {"num_crops": 1, "crop_aggregation": "mean"}
+    return {name: getattr(pipe.image_processor, name, default) if crop_options[name] is None else crop_options[name]
+            for name, default in defaults.items()}
 
 
 def _evaluate_protocol(
@@ -106,7 +101,7 @@ def evaluate_detector(
     pipe, records, threshold = _load(model, data, split, threshold)
     return _evaluate_protocol(
         pipe, records, output_dir, model=model, data=data, protocol=protocol, threshold=threshold,
-        batch_size=batch_size, crop_options=_crop_options(num_crops, crop_aggregation),
+        batch_size=batch_size, crop_options={"num_crops": num_crops, "crop_aggregation": crop_aggregation},
     )
 
 
@@ -129,7 +124,8 @@ def evaluate_robustness(
     results = {
         protocol: _evaluate_protocol(
             pipe, records, Path(output_dir) / protocol, model=model, data=data, protocol=protocol,
-            threshold=threshold, batch_size=batch_size, crop_options=_crop_options(num_crops, crop_aggregation),
+            threshold=threshold, batch_size=batch_size,
+            crop_options={"num_crops": num_crops, "crop_aggregation": crop_aggregation},
         )
         for protocol in protocols
     }
