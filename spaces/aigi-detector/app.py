@@ -1,9 +1,10 @@
-"""Hugging Face Space of the aigi detector demo, written by `aigi export-space`; the app itself is `aigi.demo`,
-installed from the wheel in wheels/ by requirements.txt.
+"""Hugging Face Space of the aigi detector demo, written by `aigi export-space`; the app itself is `aigi.demo`.
+`import aigi` finds aigi's code in aigi/ beside this file (`python app.py` puts this folder first on sys.path) or, for
+the aigi repository's copy of this file, which lacks aigi/ and detectors/, the installed aigi; requirements.txt
+installs the packages that aigi needs.
 
-Detectors: the model folders in detectors/ (the default one pre-selected), or, where that folder is missing (as in
-the aigi repository's copy of this file), the checkpoints bundled with aigi; plus the bundled names or folders listed
-in the AIGI_DEMO_MODELS variable.
+Detectors: the model folders in detectors/ (the default one pre-selected), or, where that folder is missing, the
+checkpoints bundled with aigi; plus the bundled names or folders listed in the AIGI_DEMO_MODELS variable.
 """
 
 from pathlib import Path

@@ -129,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--private", action="store_true", help="Create the repo as private.")
 
     export_space = commands.add_parser(
-        "export-space", help="Write a self-contained Hugging Face Space folder of the demo (app, wheel, detectors).")
+        "export-space",
+        help="Write a self-contained Hugging Face Space folder of the demo (app, aigi's code, detectors).")
     export_space.add_argument("output_dir", help="New or empty folder.")
     export_space.add_argument("--model", action="append", default=[],
                               help="Detector to ship (bundled name or local folder); repeat for several "
@@ -342,7 +343,8 @@ def run_export_space(args) -> int:
     except ValueError as error:
         print(f"aigi export-space: {error}", file=sys.stderr)
         return 2
-    shipped = sorted(path.relative_to(folder).as_posix() for path in [*folder.glob("*.*"), *folder.glob("*/*")])
+    shipped = sorted(f"{path.relative_to(folder).as_posix()}{'/' if path.is_dir() else ''}"
+                     for path in [*folder.iterdir(), *folder.glob("detectors/*")] if path.name != "detectors")
     print(f"Space folder written to {folder}: {', '.join(shipped)}")
     return 0
 

@@ -1,9 +1,13 @@
 """`aigi export-space`: a self-contained Hugging Face Space folder of the detector demo.
 
 The folder holds `app.py` (`APP`: it launches `aigi.demo` on the detectors in `detectors/`), the Space card
-`README.md`, a wheel of aigi built from this checkout in `wheels/` (aigi is on no package index), the chosen
-detectors' folders in `detectors/`, and `requirements.txt`: the wheel by relative path, then the versions of the
-checkout's `requirements.lock` for the packages in `PINNED`. `spaces/aigi-detector/` in the repository holds the
+`README.md`, aigi's code in `aigi/` (the package of a wheel built from this checkout, unpacked: aigi is on no package
+index), the chosen detectors' folders in `detectors/`, and `requirements.txt`: aigi's dependencies and its `demo` extra
+plus `ALSO_PINNED`, each at the version of the checkout's `requirements.lock`. requirements.txt names published
+packages only, nothing by path: a Gradio Space installs it before the rest of the folder is copied into the image, so
+a wheel in the folder could not be installed from it. `python app.py` puts the app's folder first on sys.path, which
+is how `import aigi` finds `aigi/`; no distribution metadata of aigi comes along (the .dist-info stays out), and
+nothing in aigi asks for it: its version is `aigi.__version__`. `spaces/aigi-detector/` in the repository holds the
 text files of the export of the default detector.
 """
 
@@ -12,10 +16,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from collections.abc import Sequence
+from email.parser import HeaderParser
 from pathlib import Path
 
 from huggingface_hub import SpaceCard, SpaceCardData
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from ..registry import FAMILIES, resolve_model
@@ -25,15 +32,18 @@ CHECKOUT_DIR = Path(__file__).resolve().parents[3]
 """The repository root when aigi runs from its checkout (an editable install)."""
 SOURCE_FILES = ("pyproject.toml", "setup.py", "README.md", "src", "modeling")
 """What the wheel is built from: the packaging files, the readme they name, and the package sources."""
-PINNED = ("gradio", "gradio_client", "huggingface_hub", "torch", "torchvision", "transformers")
-"""Pinned to the versions of requirements.lock: the demo's UI and the packages that compute the scores."""
+SPACE_EXTRA = "demo"
+"""The extra of aigi whose requirements the Space installs besides aigi's own."""
+ALSO_PINNED = ("gradio_client",)
+"""Pinned too, though no requirement of aigi: the API of the demo that gradio_client calls."""
 
-APP = '''"""Hugging Face Space of the aigi detector demo, written by `aigi export-space`; the app itself is `aigi.demo`,
-installed from the wheel in wheels/ by requirements.txt.
+APP = '''"""Hugging Face Space of the aigi detector demo, written by `aigi export-space`; the app itself is `aigi.demo`.
+`import aigi` finds aigi's code in aigi/ beside this file (`python app.py` puts this folder first on sys.path) or, for
+the aigi repository's copy of this file, which lacks aigi/ and detectors/, the installed aigi; requirements.txt
+installs the packages that aigi needs.
 
-Detectors: the model folders in detectors/ (the default one pre-selected), or, where that folder is missing (as in
-the aigi repository's copy of this file), the checkpoints bundled with aigi; plus the bundled names or folders listed
-in the AIGI_DEMO_MODELS variable.
+Detectors: the model folders in detectors/ (the default one pre-selected), or, where that folder is missing, the
+checkpoints bundled with aigi; plus the bundled names or folders listed in the AIGI_DEMO_MODELS variable.
 """
 
 from pathlib import Path
@@ -104,6 +114,38 @@ def build_wheel(checkout: Path, wheel_dir: Path) -> Path:
     return wheel
 
 
+def unpack_packages(wheel: Path, output: Path) -> list[str]:
+    """Unpack the packages of `wheel` (not its .dist-info) into `output`; returns their top-level names."""
+    with zipfile.ZipFile(wheel) as archive:
+        members = [name for name in archive.namelist() if not name.split("/")[0].endswith((".dist-info", ".data"))]
+        archive.extractall(output, members)
+    return sorted({name.split("/")[0] for name in members})
+
+
+def wheel_requirements(wheel: Path, extra: str) -> list[Requirement]:
+    """The Requires-Dist of `wheel` for an install with `extra`, in their order."""
+    with zipfile.ZipFile(wheel) as archive:
+        [metadata] = [name for name in archive.namelist() if name.endswith(".dist-info/METADATA")]
+        headers = HeaderParser().parsestr(archive.read(metadata).decode())
+    requirements = [Requirement(line) for line in headers.get_all("Requires-Dist") or []]
+    return [req for req in requirements if req.marker is None or req.marker.evaluate({"extra": extra})]
+
+
+def pinned_requirements(requirements: Sequence[Requirement], locked: dict[str, str]) -> list[str]:
+    """`name==version` of each requirement (then of `ALSO_PINNED`) at its version in `locked`, which must satisfy it."""
+    pins, problems = {}, []
+    for req in [*requirements, *map(Requirement, ALSO_PINNED)]:
+        version = locked.get(canonicalize_name(req.name))
+        if version is None:
+            problems.append(f"{req.name} is not pinned")
+        elif not req.specifier.contains(version, prereleases=True):
+            problems.append(f"{req.name}=={version} does not satisfy {req}")
+        pins.setdefault(canonicalize_name(req.name), f"{req.name}=={version}")
+    if problems:
+        raise ValueError(f"requirements.lock does not fit the Space's requirements: {'; '.join(problems)}")
+    return list(pins.values())
+
+
 def export_space(output_dir: str | Path, models: Sequence[str] = ()) -> Path:
     """Write the Space folder of the demo on `models` (bundled names or local folders; none: the default detector)
     to the new or empty `output_dir`; returns it. Needs aigi's source checkout, which the wheel is built from."""
@@ -117,23 +159,25 @@ def export_space(output_dir: str | Path, models: Sequence[str] = ()) -> Path:
             f"{', '.join(missing)}: run it with aigi installed from a checkout (`pip install -e .`)"
         )
     locked = locked_versions(CHECKOUT_DIR / "requirements.lock")
-    unlocked = [name for name in PINNED if canonicalize_name(name) not in locked]
-    if unlocked:
-        raise ValueError(f"requirements.lock pins no version of {', '.join(unlocked)}")
     folders = detector_folders(models)
 
-    wheel = build_wheel(CHECKOUT_DIR, output / "wheels")
+    with tempfile.TemporaryDirectory(prefix="aigi_space_wheel_") as wheel_dir:
+        wheel = build_wheel(CHECKOUT_DIR, Path(wheel_dir))
+        pins = pinned_requirements(wheel_requirements(wheel, SPACE_EXTRA), locked)
+        output.mkdir(parents=True, exist_ok=True)
+        packages = unpack_packages(wheel, output)
     detectors = []
     for name, folder in folders.items():
         shutil.copytree(folder, output / "detectors" / name)
         config = json.loads((folder / "config.json").read_text())
         detectors.append({"name": name, "family": config["model_type"], "threshold": config["decision_threshold"]})
     (output / "app.py").write_text(APP)
-    pins = [f"{name}=={locked[canonicalize_name(name)]}" for name in PINNED]
     (output / "requirements.txt").write_text(
-        "# Written by `aigi export-space`: aigi, with its demo extra, from the wheel in wheels/ (it is on no package\n"
-        "# index), then the versions of aigi's requirements.lock for the demo and the detectors.\n"
-        + "\n".join([f"./wheels/{wheel.name}[demo]", *pins]) + "\n"
+        f"# Written by `aigi export-space`: the dependencies of aigi and of its {SPACE_EXTRA} extra, and "
+        f"{', '.join(ALSO_PINNED)},\n"
+        "# at the versions of aigi's requirements.lock. aigi itself is in aigi/ beside app.py (it is on no package\n"
+        "# index), since a Space installs this file before the rest of the folder is copied in.\n"
+        + "\n".join(pins) + "\n"
     )
     card_data = SpaceCardData(
         title="aigi detector", emoji="🔍", colorFrom="gray", colorTo="blue", sdk="gradio",
@@ -142,8 +186,9 @@ def export_space(output_dir: str | Path, models: Sequence[str] = ()) -> Path:
         short_description="Real photograph or AI-generated? P(fake) per detector.",
     )
     card = SpaceCard.from_template(
-        card_data, template_path=str(CARD_TEMPLATES_DIR / "space.md"), detectors=detectors, wheel=wheel.name,
-        version=wheel.name.split("-")[1], pinned=PINNED,
+        card_data, template_path=str(CARD_TEMPLATES_DIR / "space.md"), detectors=detectors,
+        code_folders=", ".join(f"`{package}/`" for package in packages),
+        version=wheel.name.split("-")[1], extra=SPACE_EXTRA, also_pinned=ALSO_PINNED,
     )
     (output / "README.md").write_text(f"{card}\n")
     return output
