@@ -114,6 +114,10 @@ class SynerDetectConfig(PreTrainedConfig):
         The frozen CLIP text encoder. Its `projection_dim` must equal the vision towers' (the joint space).
     unet_config / vae_config (`dict`):
         diffusers `UNet2DConditionModel` / `AutoencoderKL` configurations (both frozen).
+    pixel_space (`bool`, defaults to `False`):
+        A pixel-space diffusion model (no VAE): the UNet reads and predicts the [-1, 1] image itself (3 channels),
+        so CMID noises and inverts the pixels and `vae_config` is unused (stored as `None`). For diffusion models
+        trained here at low resolution (`recipes/synerdetect_offline.sh`); SD 2.1 is a latent model (`False`).
     num_train_timesteps / beta_start / beta_end / beta_schedule:
         The noise schedule of the diffusion model (SD 2.1-base's: 1000, 0.00085, 0.012, "scaled_linear").
     image_size (`int`, defaults to 256):
@@ -163,6 +167,10 @@ class SynerDetectConfig(PreTrainedConfig):
     lora_rank / lora_alpha / lora_dropout / lora_target_modules:
         LoRA on both vision towers (rank 8, alpha 16 on q, k, v and out projections: AIDE's CLIP LoRA recipe; the
         paper gives none). Everything else in the towers stays frozen.
+    train_vision_towers (`bool`, defaults to `False`):
+        Also train every weight of E_v and E_d (besides their LoRA adapters) instead of keeping them frozen. The paper
+        adapts a pretrained CLIP (`False`); a randomly initialised tower (the offline configuration) has no features
+        to adapt and needs `True`.
     temperature (`float`, defaults to 0.07):
         tau of the InfoNCE loss and the inverse scale of the logits (CLIP's initial temperature).
     gmm_num_components (`int`, defaults to 4):
@@ -195,6 +203,7 @@ class SynerDetectConfig(PreTrainedConfig):
     text_config: dict | CLIPTextConfig | None = None
     unet_config: dict | None = None
     vae_config: dict | None = None
+    pixel_space: bool = False
     num_train_timesteps: int = 1000
     beta_start: float = 0.00085
     beta_end: float = 0.012
@@ -220,6 +229,7 @@ class SynerDetectConfig(PreTrainedConfig):
     lora_alpha: int = 16
     lora_dropout: float = 0.0
     lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "out_proj"])
+    train_vision_towers: bool = False
     temperature: float = 0.07
     gmm_num_components: int = 4
     gmm_em_iterations: int = 10
@@ -238,7 +248,10 @@ class SynerDetectConfig(PreTrainedConfig):
         if self.text_config is None:
             self.text_config = dict(CLIP_VIT_LARGE_PATCH14_TEXT)
         self.unet_config = diffusers_model_fields(SD21_BASE_UNET if self.unet_config is None else self.unet_config)
-        self.vae_config = diffusers_model_fields(SD21_BASE_VAE if self.vae_config is None else self.vae_config)
+        if self.pixel_space:
+            self.vae_config = None
+        else:
+            self.vae_config = diffusers_model_fields(SD21_BASE_VAE if self.vae_config is None else self.vae_config)
         if self.id2label is None:
             self.id2label = dict(DETECTION_ID2LABEL)
         self.id2label = {int(index): name for index, name in self.id2label.items()}
@@ -248,11 +261,16 @@ class SynerDetectConfig(PreTrainedConfig):
 
     @property
     def latent_downsampling(self) -> int:
-        """Image side / latent side of the VAE."""
+        """Image side / latent side of the VAE (1 in pixel space)."""
+        if self.pixel_space:
+            return 1
         return 2 ** (len(self.vae_config["block_out_channels"]) - 1)
 
     @property
     def latent_channels(self) -> int:
+        """Channels the UNet reads: the VAE's latent channels, or the image's 3 in pixel space."""
+        if self.pixel_space:
+            return 3
         return self.vae_config.get("latent_channels", 4)
 
     def validate_architecture(self):
@@ -278,7 +296,7 @@ class SynerDetectConfig(PreTrainedConfig):
             raise ValueError(f"image_size must be a multiple of constrained_conv_patch_size "
                              f"({self.constrained_conv_patch_size})")
         if self.unet_config.get("in_channels", 4) != self.latent_channels:
-            raise ValueError("the UNet's in_channels must equal the VAE's latent_channels")
+            raise ValueError("the UNet's in_channels must equal the VAE's latent_channels (3 in pixel space)")
         if "cross_attention_dim" not in self.unet_config:
             raise ValueError("unet_config needs cross_attention_dim (the width the condition is projected to)")
         joint_dims = {self.vision_config.projection_dim, self.noise_vision_config.projection_dim,

@@ -210,8 +210,8 @@ class SynerDetectModel(SynerDetectPreTrainedModel):
         self.prompt_tuner = SynerDetectVisualAwareTuner(config)
         self.text_encoder = CLIPTextModelWithProjection(config.text_config)
         self.unet = UNet2DConditionModel.from_config(config.unet_config)
-        self.vae = AutoencoderKL.from_config(config.vae_config)
-        for module in [*self.unet.modules(), *self.vae.modules()]:
+        self.vae = None if config.pixel_space else AutoencoderKL.from_config(config.vae_config)
+        for module in [*self.unet.modules(), *(self.vae.modules() if self.vae is not None else ())]:
             module._is_hf_initialized = True  # keep diffusers' initialisation (the weights are loaded anyway)
         cross_attention_dim = config.unet_config["cross_attention_dim"]
         self.condition_projection = nn.Linear(
@@ -227,9 +227,14 @@ class SynerDetectModel(SynerDetectPreTrainedModel):
         self.post_init()
 
     def freeze_fixed_parameters(self) -> None:
-        """Freeze the UNet, the VAE, the text encoder and both vision towers except their LoRA adapters."""
+        """Freeze the UNet, the VAE, the text encoder and both vision towers except their LoRA adapters (with
+        `config.train_vision_towers`, the towers stay trainable in full)."""
         for frozen in (self.unet, self.vae, self.text_encoder, self.visual_encoder, self.noise_encoder):
-            frozen.requires_grad_(False)
+            if frozen is not None:
+                frozen.requires_grad_(False)
+        if self.config.train_vision_towers:
+            self.visual_encoder.requires_grad_(True)
+            self.noise_encoder.requires_grad_(True)
         for layer in lora_layers(self):
             layer.lora_A.requires_grad_(True)
             layer.lora_B.requires_grad_(True)
@@ -238,10 +243,11 @@ class SynerDetectModel(SynerDetectPreTrainedModel):
         self,
         clip_state_dict: dict[str, torch.Tensor],
         unet_state_dict: dict[str, torch.Tensor],
-        vae_state_dict: dict[str, torch.Tensor],
+        vae_state_dict: dict[str, torch.Tensor] | None,
     ) -> None:
         """Load pretrained parts: a `CLIPModel` state dict (e.g. openai/clip-vit-large-patch14) into E_v, E_d and the
-        text encoder, and the UNet and VAE state dicts of a diffusers Stable Diffusion model."""
+        text encoder, and the UNet and VAE state dicts of a diffusers Stable Diffusion model (no VAE in pixel
+        space)."""
         # The towers' names are CLIPModel's (`vision_model.*`, `visual_projection.*`, `text_model.*`, ...); an
         # adapted projection keeps its original weight under `<projection>.base_layer`.
         for tower in (self.visual_encoder, self.noise_encoder, self.text_encoder):
@@ -252,7 +258,10 @@ class SynerDetectModel(SynerDetectPreTrainedModel):
             tower.load_state_dict({name: clip_state_dict[name.replace(".base_layer.", ".")] for name in names},
                                   strict=False)
         self.unet.load_state_dict(unet_state_dict)
-        self.vae.load_state_dict(vae_state_dict)
+        if self.vae is not None:
+            self.vae.load_state_dict(vae_state_dict)
+        elif vae_state_dict:
+            raise ValueError("a pixel-space SynerDetect has no VAE to load weights into")
 
     def encode_image(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """z_v of [-1, 1] images (E_v reads their CLIP-normalised centre crop)."""
@@ -290,7 +299,9 @@ class SynerDetectModel(SynerDetectPreTrainedModel):
         return self.text_encoder.text_projection(pooled).view(batch, num_classes, -1)
 
     def image_latents(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """Scaled VAE latents (posterior means) of [-1, 1] images; the VAE is frozen."""
+        """Scaled VAE latents (posterior means) of [-1, 1] images; the VAE is frozen. In pixel space, the images."""
+        if self.vae is None:
+            return pixel_values.detach().float()
         with torch.no_grad():
             posterior = self.vae.encode(pixel_values.to(self.vae.dtype)).latent_dist
             return posterior.mean * self.vae.config.scaling_factor

@@ -46,6 +46,10 @@ cross_source:
   holdouts: [external2]             # a whole dataset of the pool (and every source group it shares) held out
 ```
 
+In a trained detector's flags, `{split}` is the name of the split it is trained for (`fold0`, ..., a holdout's
+name, or `pool` for the whole-pool training), so that per-split inputs can be passed, e.g. SynerDetect's diffusion
+model trained on the real photos of that split's training sources (`recipes/synerdetect_offline.yaml`).
+
 A detector with a `head` fits it (`aigi fit-head`) on its training data after training; its zero-fake variant fits
 it on the real photos plus one DAIR reconstruction of each (`pseudo_fakes/`), so no generator output is used.
 """
@@ -76,6 +80,8 @@ from .metrics import binary_metrics, threshold_at_fpr
 
 ZERO_FAKE_SUFFIX = "zero_fake"
 STAGE_REFERENCE = re.compile(r"\{stage:([A-Za-z0-9_.-]+)\}")
+SPLIT_REFERENCE = "{split}"
+POOL_SPLIT = "pool"
 FINAL = "final"
 
 
@@ -120,6 +126,12 @@ def load_config(path: str | Path) -> dict[str, Any]:
         if "head" in spec and "train" not in spec:
             raise ValueError(f"detector {name!r}: a 'head' is fitted after a training; it needs 'train'")
     return config
+
+
+def for_split(values: dict[str, Any], split: str) -> dict[str, Any]:
+    """Training flags with every `{split}` in a string value replaced by the split's name."""
+    return {key: value.replace(SPLIT_REFERENCE, split) if isinstance(value, str) else value
+            for key, value in values.items()}
 
 
 def training_flags(values: dict[str, Any]) -> list[str]:
@@ -215,7 +227,7 @@ class Benchmark:
                 entry.status = "ready"
                 return
             if entry.trains_here:
-                final = self.train_run(entry.name, entry.train)
+                final = self.train_run(entry.name, for_split(entry.train, POOL_SPLIT))
                 if entry.head:
                     final = self.fit_head(entry, final)
             else:
@@ -288,7 +300,7 @@ class Benchmark:
         predictions: dict[str, dict[int, Any]] = {}
         for split_name, split in splits:
             run_name = f"{entry.name}__{split_name}"
-            final = self.train_run(run_name, {**entry.train, "train_data": split["train"]})
+            final = self.train_run(run_name, {**for_split(entry.train, split_name), "train_data": split["train"]})
             if entry.head:
                 final = self.fit_head(entry, final, run_name=run_name, train_data=split["train"])
             for protocol, crops in scorings(spec):

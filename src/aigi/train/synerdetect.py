@@ -3,7 +3,8 @@
 A run starts from `--model` (a SynerDetect checkpoint) or assembles the paper's model from pretrained parts:
 `--clip_model`, a transformers `CLIPModel` (e.g. openai/clip-vit-large-patch14) whose vision tower initialises E_v and
 E_d and whose text tower is the frozen text encoder, and `--diffusion_model`, a diffusers Stable Diffusion folder or
-Hub id with `unet/`, `vae/` and `scheduler/` (epsilon prediction, e.g. stabilityai/stable-diffusion-2-1-base).
+Hub id with `unet/`, `vae/` and `scheduler/` (epsilon prediction, e.g. stabilityai/stable-diffusion-2-1-base), or
+with `unet/` and `scheduler/` only for a pixel-space model (`--synerdetect_config '{"pixel_space": true}'`).
 
 `--inversion_cache DIR` keeps DDIM-inverted noise maps on disk so that a crop seen again is not inverted again.
 """
@@ -97,18 +98,20 @@ def synerdetect_from_components(
         )
     clip = CLIPModel.from_pretrained(clip_model)
     unet = UNet2DConditionModel.from_pretrained(diffusion_model, subfolder="unet")
-    vae = AutoencoderKL.from_pretrained(diffusion_model, subfolder="vae")
+    # A pixel-space diffusion model (`pixel_space`, e.g. recipes/synerdetect_offline_components.py's) has no vae/.
+    vae = None if config_fields.get("pixel_space") else AutoencoderKL.from_pretrained(diffusion_model, subfolder="vae")
     # CLIPModel's projections are sized by its top-level projection_dim, whatever the sub-configs say.
     vision_config = {**clip.config.vision_config.to_dict(), "projection_dim": clip.config.projection_dim}
     config = SynerDetectConfig(
         vision_config=vision_config, noise_vision_config=dict(vision_config),
         text_config={**clip.config.text_config.to_dict(), "projection_dim": clip.config.projection_dim},
-        unet_config=dict(unet.config), vae_config=dict(vae.config),
+        unet_config=dict(unet.config), vae_config=None if vae is None else dict(vae.config),
         num_train_timesteps=scheduler["num_train_timesteps"], beta_start=scheduler["beta_start"],
         beta_end=scheduler["beta_end"], beta_schedule=scheduler["beta_schedule"], **config_fields,
     )
     model = SynerDetectForImageClassification(config)
-    model.synerdetect.load_component_weights(clip.state_dict(), unet.state_dict(), vae.state_dict())
+    model.synerdetect.load_component_weights(clip.state_dict(), unet.state_dict(),
+                                             None if vae is None else vae.state_dict())
     return model
 
 
