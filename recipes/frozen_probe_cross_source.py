@@ -1,17 +1,20 @@
-"""The frozen-feature probe under the cross-source protocol: FiSeR's timm slot with EfficientNet-Lite0's ImageNet-1k
-weights (frozen, never trained here), `feature_pooling="stages"` (mean and std of every stage's feature map, L2-
-normalised), and a standardised logistic head, fitted on each fold's training sources and scored on its held-out
-sources, with the folds and holdouts of `aigi benchmark --config recipes/cross_source.yaml`.
+"""The frozen-feature probe under the cross-source protocol: FiSeR's timm slot with an EfficientNet-Lite's ImageNet-1k
+weights (`--backbone`; frozen, never trained here), `feature_pooling="stages"` (mean and std of every stage's feature
+map, L2-normalised), and a standardised logistic head, fitted on each fold's training sources and scored on its
+held-out sources, with the folds and holdouts of `aigi benchmark --config recipes/cross_source.yaml`.
 
 Features are extracted once per image (the encoder is frozen, so a fold's detector scores an image exactly as
-`features @ w + b`; the shipped checkpoint is checked against the pipeline at the end). The inverse regularisation C is
-chosen among `--c` by the mean cross-source AUROC, the selection criterion of the benchmark. Writes `--output`:
-`summary.json` (per C: `summarise_folds`, the holdouts), `predictions/<C>/fold<k>.csv`, `cross_source.md`; and the
-detector fitted on the whole pool at the chosen C, threshold at the target FPR of the out-of-fold reals, to
-`--detector`. Run after the benchmark has written its fold manifests (bash recipes/cross_source.sh):
+`features @ w + b`; the shipped checkpoint is checked against the pipeline at the end). With `--cache DIR`, the
+protocol's output images (`<protocol>_images.npy`) and each backbone's features are kept there for later runs. The
+inverse regularisation C (`--c`) and the fit's weighting (`--weighting`: none, or `source`, every source group of a
+class weighing the same) are chosen by the mean cross-source AUROC, the benchmark's selection criterion. Writes
+`--output`: `summary.json` (per setting: `summarise_folds`, the holdouts), `predictions/C<C>_<weighting>/<split>.csv`,
+`cross_source.md`; and the detector fitted on the whole pool with the chosen setting, its threshold at the target FPR
+of the out-of-fold reals, to `--detector`. Run after the benchmark has written its fold manifests
+(bash recipes/cross_source.sh):
 
     OMP_NUM_THREADS=2 python recipes/frozen_probe_cross_source.py --output results/cross_source_frozen_probe \
-        --detector runs/cross_source/frozen_probe/final
+        --detector runs/cross_source/frozen_probe/final --cache data/probe_cache
 """
 
 import argparse
@@ -22,30 +25,87 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
+from tqdm import tqdm
 from transformers import pipeline
 
 import aigi  # noqa: F401  (registers the families)
+from aigi.image_io import ImageLoadError
 from aigi.data.layouts import load_detection_records
+from aigi.data.records import load_record_image, one_crop_pixel_values
+from aigi.data.sources import source_balanced_weights
+from aigi.data.transforms import get_protocol
 from aigi.evaluation.cross_source import summarise_folds
-from aigi.evaluation.features import extract_features
 from aigi.evaluation.metrics import binary_metrics
 from aigi.inference.pipeline import fake_score
 from aigi.modeling.fiser import FiSeRConfig, FiSeRForImageClassification, FiSeRImageProcessor, FiSeRModel
 from aigi.train.heads import head_state
 from aigi.train.imagenet_start import input_normalization, load_imagenet_weights
 
-BACKBONE = "efficientnet_lite0"
+BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 
 
-def frozen_encoder(image_size: int) -> tuple[FiSeRModel, FiSeRImageProcessor]:
-    mean, std = input_normalization(BACKBONE)
-    config = FiSeRConfig(backbone=BACKBONE, feature_layer=None, feature_pooling="stages", image_size=image_size,
+def frozen_encoder(backbone: str, image_size: int) -> tuple[FiSeRModel, FiSeRImageProcessor]:
+    mean, std = input_normalization(backbone)
+    config = FiSeRConfig(backbone=backbone, feature_layer=None, feature_pooling="stages", image_size=image_size,
                          image_mean=mean, image_std=std, head="logistic")
     encoder = FiSeRModel(config).eval()
-    load_imagenet_weights(encoder.encoder, BACKBONE)
+    load_imagenet_weights(encoder.encoder, backbone)
     processor = FiSeRImageProcessor(crop_size={"height": image_size, "width": image_size}, image_mean=mean,
                                     image_std=std)
     return encoder, processor
+
+
+def protocol_images(records: list, protocol: str, cache: Path | None) -> tuple[np.ndarray, list[str], list[dict]]:
+    """The protocol's output of every readable record as one uint8 array (all the same size: the protocol crops or
+    pads), their ids, and the unreadable records; from `cache` when it holds them."""
+    if cache is not None and (cache / f"{protocol}_images.npy").is_file():
+        index = json.loads((cache / f"{protocol}_images.json").read_text())
+        return np.load(cache / f"{protocol}_images.npy", mmap_mode="r"), index["ids"], index["failures"]
+    transform = get_protocol(protocol)
+    arrays, ids, failures = [], [], []
+    for record in tqdm(records, desc=f"{protocol} images", unit="img"):
+        try:
+            arrays.append(np.asarray(transform(load_record_image(record)).convert("RGB")))
+        except ImageLoadError as error:
+            failures.append({"id": record.id, "error": str(error)})
+            continue
+        ids.append(record.id)
+    images = np.stack(arrays)
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        np.save(cache / f"{protocol}_images.npy", images)
+        (cache / f"{protocol}_images.json").write_text(json.dumps({"ids": ids, "failures": failures}))
+    return images, ids, failures
+
+
+def stage_features(encoder: FiSeRModel, processor: FiSeRImageProcessor, images: np.ndarray, name: str,
+                   cache: Path | None, batch_size: int = 32) -> np.ndarray:
+    """The frozen encoder's pooled stage features of `images`, from `cache` when it holds them under `name`."""
+    path = cache / f"features_{name}.npy" if cache is not None else None
+    if path is not None and path.is_file():
+        return np.load(path)
+    chunks = []
+    for start in tqdm(range(0, len(images), batch_size), desc=f"{name} features", unit="batch"):
+        batch = [Image.fromarray(np.ascontiguousarray(array)) for array in images[start:start + batch_size]]
+        with torch.inference_mode():
+            chunks.append(encoder.image_features(one_crop_pixel_values(processor, batch)).float().numpy())
+    features = np.concatenate(chunks)
+    if path is not None:
+        np.save(path, features)
+    return features
+
+
+def setting_name(c: float, weighting: str) -> str:
+    return f"C{c:g}_{weighting}"
+
+
+def fit_weights(records: list, weighting: str) -> np.ndarray | None:
+    if weighting == "none":
+        return None
+    if weighting == "source":
+        return source_balanced_weights(records)
+    raise ValueError(f"weighting must be none or source, got {weighting!r}")
 
 
 def logistic_scores(features: np.ndarray, state: dict) -> np.ndarray:
@@ -61,7 +121,13 @@ def main() -> None:
     parser.add_argument("--detector", required=True)
     parser.add_argument("--protocol", default="normalized")
     parser.add_argument("--image-size", type=int, default=256)
-    parser.add_argument("--c", default="0.01,0.1,1", help="Inverse regularisation strengths to choose from.")
+    parser.add_argument("--backbone", default=BACKBONES[0], choices=BACKBONES)
+    parser.add_argument("--cache", type=Path, help="Folder that keeps the protocol's images and the features.")
+    parser.add_argument("--c", default="0.001,0.003,0.01,0.1,1",
+                        help="Inverse regularisation strengths to choose from.")
+    parser.add_argument("--weighting", default="none,source",
+                        help="Fit weightings to choose from: none, source (every source group of a class weighs the "
+                             "same: aigi.data.sources.source_balanced_weights).")
     parser.add_argument("--target-fpr", type=float, default=0.05)
     args = parser.parse_args()
     output, runs = Path(args.output), Path(args.runs)
@@ -70,53 +136,61 @@ def main() -> None:
     holdouts = sorted((runs / "holdouts").glob("*"))
     splits = {f"fold{k}": folder for k, folder in enumerate(folds)} | {folder.name: folder for folder in holdouts}
 
-    encoder, processor = frozen_encoder(args.image_size)
+    encoder, processor = frozen_encoder(args.backbone, args.image_size)
     start = time.time()
     pool = {record.id: record for split in splits.values() for part in ("train", "held_out")
             for record in load_detection_records(str(split / f"{part}.csv"))}
-    extracted = extract_features(encoder.image_features, processor, list(pool.values()), protocol=args.protocol,
-                                 description="frozen stage features")
-    feature_of = dict(zip(extracted.ids, extracted.features))
+    images, ids, failures = protocol_images(list(pool.values()), args.protocol, args.cache)
+    features = stage_features(encoder, processor, images, f"{args.backbone}_{args.protocol}_{args.image_size}",
+                              args.cache)
+    feature_of = dict(zip(ids, features))
     extraction_seconds = time.time() - start
-    print(f"features of {len(feature_of)} images in {extraction_seconds:.0f} s ({len(extracted.failures)} unreadable)")
+    print(f"features of {len(feature_of)} images in {extraction_seconds:.0f} s ({len(failures)} unreadable)")
 
     def part(split: Path, name: str):
         records = [record for record in load_detection_records(str(split / f"{name}.csv")) if record.id in feature_of]
         return (records, np.stack([feature_of[record.id] for record in records]),
                 np.array([record.label for record in records]))
 
-    summaries = {}
-    for c in [float(value) for value in args.c.split(",")]:
-        predictions = {}
-        for split_name, split in splits.items():
-            _, train_features, train_labels = part(split, "train")
-            records, features, labels = part(split, "held_out")
-            state, _ = head_state("logistic", train_features, train_labels, logistic_c=c, standardize=True)
-            scores = logistic_scores(features, state)
-            predictions[split_name] = (labels, scores, [record.generator for record in records])
-            folder = output / "predictions" / f"C{c:g}"
-            folder.mkdir(parents=True, exist_ok=True)
-            with open(folder / f"{split_name}.csv", "w", newline="") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(["id", "index", "label", "generator", "score"])
-                for index, (record, score) in enumerate(zip(records, scores)):
-                    writer.writerow([record.id, index, record.label, record.generator, float(score)])
-        summary = summarise_folds([predictions[f"fold{k}"] for k in range(len(folds))], target_fpr=args.target_fpr)
-        for holdout in holdouts:
-            labels, scores, _ = predictions[holdout.name]
-            metrics = binary_metrics(labels, scores, threshold=summary["threshold_at_target_fpr"])
-            summary.setdefault("holdouts", {})[holdout.name] = {
-                key: metrics.get(key) for key in ("auroc", "ap", "real_acc", "fake_acc")}
-        summaries[f"{c:g}"] = summary
-        print(f"C {c:g}: mean cross-source AUROC {summary['mean_auroc']:.3f}, per fold "
-              + " ".join(f"{fold['auroc']:.3f}" for fold in summary["per_fold"]))
+    summaries, settings = {}, {}
+    for weighting in args.weighting.split(","):
+        for c in [float(value) for value in args.c.split(",")]:
+            key = setting_name(c, weighting)
+            settings[key] = {"logistic_c": c, "weighting": weighting}
+            predictions = {}
+            for split_name, split in splits.items():
+                train_records, train_features, train_labels = part(split, "train")
+                records, features, labels = part(split, "held_out")
+                state, _ = head_state("logistic", train_features, train_labels, logistic_c=c, standardize=True,
+                                      sample_weight=fit_weights(train_records, weighting))
+                scores = logistic_scores(features, state)
+                predictions[split_name] = (labels, scores, [record.generator for record in records])
+                folder = output / "predictions" / key
+                folder.mkdir(parents=True, exist_ok=True)
+                with open(folder / f"{split_name}.csv", "w", newline="") as handle:
+                    writer = csv.writer(handle)
+                    writer.writerow(["id", "index", "label", "generator", "score"])
+                    for index, (record, score) in enumerate(zip(records, scores)):
+                        writer.writerow([record.id, index, record.label, record.generator, float(score)])
+            summary = summarise_folds([predictions[f"fold{k}"] for k in range(len(folds))],
+                                      target_fpr=args.target_fpr)
+            for holdout in holdouts:
+                labels, scores, _ = predictions[holdout.name]
+                metrics = binary_metrics(labels, scores, threshold=summary["threshold_at_target_fpr"])
+                summary.setdefault("holdouts", {})[holdout.name] = {
+                    key: metrics.get(key) for key in ("auroc", "ap", "real_acc", "fake_acc")}
+            summaries[key] = {**settings[key], **summary}
+            print(f"{key}: mean cross-source AUROC {summary['mean_auroc']:.3f}, per fold "
+                  + " ".join(f"{fold['auroc']:.3f}" for fold in summary["per_fold"]))
     chosen = max(summaries, key=lambda key: summaries[key]["mean_auroc"])
     best = summaries[chosen]
 
     records = list(pool.values())
-    features = np.stack([feature_of[record.id] for record in records if record.id in feature_of])
-    labels = np.array([record.label for record in records if record.id in feature_of])
-    state, fields = head_state("logistic", features, labels, logistic_c=float(chosen), standardize=True)
+    records = [record for record in records if record.id in feature_of]
+    features = np.stack([feature_of[record.id] for record in records])
+    labels = np.array([record.label for record in records])
+    state, fields = head_state("logistic", features, labels, logistic_c=best["logistic_c"], standardize=True,
+                               sample_weight=fit_weights(records, best["weighting"]))
     config = FiSeRConfig.from_dict({**encoder.config.to_dict(), **fields, "head": "logistic",
                                     "decision_threshold": best["threshold_at_target_fpr"]})
     detector = FiSeRForImageClassification(config).eval()
@@ -125,7 +199,7 @@ def main() -> None:
     detector.save_pretrained(args.detector)
     processor.save_pretrained(args.detector)
     # The saved detector scores as the probe did: check a few images through the pipeline.
-    check = [record for record in records[:: max(1, len(records) // 16)] if record.id in feature_of][:16]
+    check = records[:: max(1, len(records) // 16)][:16]
     pipe = pipeline("ai-image-detection", model=args.detector)
     piped = [fake_score(output) for output in pipe([record.image for record in check], protocol=args.protocol)]
     probe = logistic_scores(np.stack([feature_of[record.id] for record in check]), state)
@@ -133,19 +207,21 @@ def main() -> None:
     if deviation > 1e-4:
         raise SystemExit(f"the saved detector scores differ from the probe's by {deviation}")
 
-    report = {"backbone": BACKBONE, "feature_pooling": "stages", "protocol": args.protocol,
-              "image_size": args.image_size, "chosen_c": float(chosen), "rule": "highest mean cross-source AUROC",
+    report = {"backbone": args.backbone, "feature_pooling": "stages", "protocol": args.protocol,
+              "image_size": args.image_size, "chosen": chosen, **settings[chosen],
+              "rule": "highest mean cross-source AUROC",
               "extraction_seconds": extraction_seconds, "images": len(feature_of),
-              "unreadable": extracted.failures, "pipeline_check_max_deviation": deviation,
+              "unreadable": failures, "pipeline_check_max_deviation": deviation,
               "detector": str(args.detector), "summaries": summaries}
     (output / "summary.json").write_text(json.dumps(report, indent=2) + "\n")
-    lines = ["| C | mean AUROC | ± std | " + " | ".join(f"fold {k}" for k in range(len(folds)))
+    lines = ["| C | weighting | mean AUROC | ± std | " + " | ".join(f"fold {k}" for k in range(len(folds)))
              + " | pooled AUROC | threshold | real acc | fake acc | "
              + " | ".join(f"{holdout.name} AUROC | {holdout.name} fake acc" for holdout in holdouts) + " |",
-             "|---" * (6 + len(folds) + 2 * len(holdouts)) + "|"]
+             "|---" * (7 + len(folds) + 2 * len(holdouts)) + "|"]
     for key, summary in summaries.items():
         pooled = summary["pooled"]
-        cells = [key + (" (chosen)" if key == chosen else ""), f"{summary['mean_auroc']:.3f}",
+        cells = [f"{summary['logistic_c']:g}", summary["weighting"] + (" (chosen)" if key == chosen else ""),
+                 f"{summary['mean_auroc']:.3f}",
                  f"{summary['std_auroc']:.3f}"] + [f"{fold['auroc']:.3f}" for fold in summary["per_fold"]]
         cells += [f"{pooled['auroc']:.3f}", f"{summary['threshold_at_target_fpr']:.4f}", f"{pooled['real_acc']:.3f}",
                   f"{pooled['fake_acc']:.3f}"]
@@ -154,7 +230,7 @@ def main() -> None:
             cells += [f"{values['auroc']:.3f}", f"{values['fake_acc']:.3f}"]
         lines.append("| " + " | ".join(cells) + " |")
     (output / "cross_source.md").write_text("\n".join(lines) + "\n")
-    print(f"chosen C {chosen}; detector (threshold {best['threshold_at_target_fpr']:.4f}) in {args.detector}")
+    print(f"chosen {chosen}; detector (threshold {best['threshold_at_target_fpr']:.4f}) in {args.detector}")
 
 
 if __name__ == "__main__":

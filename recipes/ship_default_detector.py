@@ -61,16 +61,17 @@ def benchmark_candidate(results_file: str) -> Candidate | None:
 
 def probe_candidate(summary_file: str) -> Candidate:
     summary = json.loads(Path(summary_file).read_text())
-    chosen = f"{summary['chosen_c']:g}"
+    chosen = summary["chosen"]
     folds = summary["summaries"][chosen]
-    choice = {"name": "frozen_probe_lite0", "model_path": summary["detector"],
+    name = "frozen_probe_" + summary["backbone"].removeprefix("efficientnet_")
+    choice = {"name": name, "model_path": summary["detector"],
               "cross_source_mean_auroc": folds["mean_auroc"], "threshold": folds["threshold_at_target_fpr"],
               "target_fpr": folds["target_fpr"], "protocol": summary["protocol"], "num_crops": 1,
               "pooled_out_of_fold": folds["pooled"],
               "rule": f"highest mean cross-source AUROC ({len(folds['per_fold'])} source-disjoint folds) among the "
-                      f"benchmark's detectors and the frozen probe (C {chosen} chosen the same way); threshold: "
+                      f"benchmark's detectors and the frozen probes (setting {chosen} chosen the same way); threshold: "
                       f"{folds['target_fpr']:.0%} FPR on the out-of-fold real photos"}
-    predictions = Path(summary_file).parent / "predictions" / f"C{chosen}"
+    predictions = Path(summary_file).parent / "predictions" / chosen
     scoring = {**folds, "protocol": summary["protocol"], "num_crops": 1}
     return Candidate(choice, {"name": choice["name"], "cross_source": {scoring_name(summary["protocol"], 1): scoring}},
                      summary_file, [predictions / f"fold{k}.csv" for k in range(len(folds["per_fold"]))],

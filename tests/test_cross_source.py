@@ -9,7 +9,9 @@ import yaml
 
 from aigi.cli import main
 from aigi.data.records import DetectionRecord
-from aigi.data.sources import assign_source_folds, cross_source_folds, generator_family, source_group
+from aigi.data.sources import (
+    assign_source_folds, cross_source_folds, generator_family, source_balanced_weights, source_group,
+)
 from aigi.evaluation.cross_source import summarise_folds
 from helpers import load_script
 
@@ -24,6 +26,17 @@ def test_the_repository_is_the_group_whatever_the_folder_or_dataset():
     assert source_group(_record(0, 0, "github:owner/repo dataset/train (cats)")) == "github:owner/repo"
     assert source_group(_record(1, 0, "github:owner/repo other/folder")) == "github:owner/repo"
     assert source_group(_record(2, 0, "")) == "id:2"
+
+
+def test_source_balanced_weights_give_every_group_of_a_class_the_same_weight():
+    records = ([_record(i, 0, "github:big/photos") for i in range(8)] + [_record(8, 0, "github:small/photos")]
+               + [_record(9 + i, 1, f"github:gen/{i % 2}", "sd") for i in range(6)])
+    weights = source_balanced_weights(records)
+    labels = np.array([record.label for record in records])
+    assert np.isclose(weights[:8].sum(), weights[8]) and np.allclose(weights[:8], weights[0])
+    for label in (0, 1):
+        assert np.isclose(weights[labels == label].sum(), (labels == label).sum())
+    assert np.allclose(weights[9:], 1.0)  # two fake groups of three: already balanced
 
 
 @pytest.mark.parametrize("generator, family", [

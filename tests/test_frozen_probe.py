@@ -58,3 +58,17 @@ def test_the_standardised_logistic_head_is_the_scaled_fit_folded_into_raw_weight
     assert np.allclose(folded, reference.decision_function(scaler.transform(features)), atol=1e-4)
     plain, _ = head_state("logistic", features, labels)
     assert not np.allclose(plain["linear.weight"].numpy(), state["linear.weight"].numpy())
+
+
+def test_sample_weights_reach_the_logistic_fit_and_only_it():
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(120, 4))
+    labels = (features[:, 0] + rng.normal(scale=1.0, size=120) > 0).astype(int)
+    weights = np.where(features[:, 1] > 0, 3.0, 0.5)
+    state, _ = head_state("logistic", features, labels, logistic_c=0.5, sample_weight=weights)
+    reference = LogisticRegression(C=0.5, max_iter=5000).fit(features, labels, sample_weight=weights)
+    assert np.allclose(state["linear.weight"].numpy()[0], reference.coef_[0], atol=1e-4)
+    unweighted, _ = head_state("logistic", features, labels, logistic_c=0.5)
+    assert not np.allclose(unweighted["linear.weight"].numpy(), state["linear.weight"].numpy(), atol=1e-3)
+    with pytest.raises(ValueError, match="logistic head"):
+        head_state("prototype", features, labels, sample_weight=weights)

@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="Logistic head: inverse L2 regularisation strength (default 1).")
         head.add_argument("--standardize", action="store_true",
                           help="Logistic head: fit on standardised features (the scaling is folded into the head).")
+        head.add_argument("--balance-sources", action="store_true",
+                          help="Logistic head: every source group of a class weighs the same in the fit (records' "
+                               "source; see aigi.data.sources).")
         head.add_argument("--seed", type=int, default=0)
         head.add_argument("--batch-size", type=int, default=32)
 
@@ -222,6 +225,7 @@ def run_fit_head(args) -> int:
             args.model, args.data, args.output, head=args.head, split=args.split, shots=args.shots,
             fake_generators=fake_generators, protocol=args.protocol, seed=args.seed, batch_size=args.batch_size,
             knn_k=args.knn_k, logistic_c=args.logistic_c, standardize=args.standardize,
+            balance_sources=args.balance_sources,
         )
     except ValueError as error:
         print(f"aigi {args.command}: {error}", file=sys.stderr)

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
+
+import numpy as np
 
 from aigi.data.records import DetectionRecord
 
@@ -33,6 +35,19 @@ def source_group(record: DetectionRecord) -> str:
     whitespace-separated token), or the record itself when it has no source."""
     source = record.source.strip()
     return source.split()[0] if source else f"id:{record.id}"
+
+
+def source_balanced_weights(records: Sequence[DetectionRecord]) -> np.ndarray:
+    """Per-record weights under which every source group of a class weighs the same (1 / its images), scaled so that
+    each class keeps its total image count. A fit then learns from every source, not from the largest ones (500
+    of the pool's real photos are BSDS500)."""
+    labels = np.array([record.label for record in records])
+    groups = [source_group(record) for record in records]
+    counts = Counter(zip(labels.tolist(), groups))
+    weights = np.array([1.0 / counts[label, group] for label, group in zip(labels.tolist(), groups)])
+    for label in np.unique(labels):
+        weights[labels == label] *= (labels == label).sum() / weights[labels == label].sum()
+    return weights
 
 
 def generator_family(generator: str) -> str:

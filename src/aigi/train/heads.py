@@ -15,6 +15,7 @@ from transformers import AutoImageProcessor
 
 from ..data.layouts import load_detection_records
 from ..data.records import FAKE_LABEL, REAL_LABEL, DetectionRecord
+from ..data.sources import source_balanced_weights
 from ..evaluation.features import extract_features
 from ..modeling.fiser import FiSeRConfig, FiSeRForImageClassification, FiSeRModel
 from ..modeling.fiser.configuration_fiser import HEADS
@@ -59,11 +60,15 @@ def select_records(
 
 
 def head_state(
-    head: str, features: np.ndarray, labels: np.ndarray, *, logistic_c: float = 1.0, standardize: bool = False
+    head: str, features: np.ndarray, labels: np.ndarray, *, logistic_c: float = 1.0, standardize: bool = False,
+    sample_weight: np.ndarray | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict]:
     """The fitted tensors of `head` (keys of its module's state dict) and the config fields the fit sets. The
     logistic head has inverse regularisation `logistic_c`; with `standardize` it is fitted on features scaled to
-    zero mean and unit variance, and the scaling is folded into its weights (the head still reads raw features)."""
+    zero mean and unit variance, and the scaling is folded into its weights (the head still reads raw features);
+    `sample_weight` weighs the images of its fit (e.g. `source_balanced_weights`; the other heads refuse it)."""
+    if sample_weight is not None and head != "logistic":
+        raise ValueError(f"sample weights are for the logistic head; the {head} head takes none")
     if head == "prototype":
         prototypes = np.stack([features[labels == label].mean(axis=0) for label in (REAL_LABEL, FAKE_LABEL)])
         prototypes = torch.nn.functional.normalize(torch.from_numpy(prototypes).float(), dim=1)
@@ -78,7 +83,8 @@ def head_state(
         if standardize:
             mean, scale = features.mean(axis=0), features.std(axis=0)
             scale[scale == 0] = 1.0
-        classifier = LogisticRegression(C=logistic_c, max_iter=5000).fit((features - mean) / scale, labels)
+        classifier = LogisticRegression(C=logistic_c, max_iter=5000).fit(
+            (features - mean) / scale, labels, sample_weight=sample_weight)
         weight = classifier.coef_ / scale
         bias = classifier.intercept_ - weight @ mean
         state = {"linear.weight": torch.from_numpy(weight).float(), "linear.bias": torch.from_numpy(bias).float()}
@@ -110,9 +116,11 @@ def fit_head(
     knn_k: int | None = None,
     logistic_c: float = 1.0,
     standardize: bool = False,
+    balance_sources: bool = False,
 ) -> HeadFitReport:
     """Fit `head` on the frozen features of `encoder` (a FiSeR encoder or detector) over `data`, save the detector
-    (`logistic_c`, `standardize`: see `head_state`)."""
+    (`logistic_c`, `standardize`: see `head_state`; `balance_sources`: the logistic head weighs every source group of
+    a class the same, `source_balanced_weights`)."""
     if head not in HEADS:
         raise ValueError(f"head must be one of {HEADS}, got {head!r}")
     records = select_records(
@@ -126,8 +134,10 @@ def fit_head(
     )
     if len(set(extracted.labels.tolist())) < 2:
         raise ValueError("the readable images hold only one class; a head needs real and fake images")
+    kept = {record.id: record for record in records}
+    weights = source_balanced_weights([kept[key] for key in extracted.ids]) if balance_sources else None
     state, config_fields = head_state(head, extracted.features, extracted.labels, logistic_c=logistic_c,
-                                      standardize=standardize)
+                                      standardize=standardize, sample_weight=weights)
     config_values = {**model.config.to_dict(), "head": head, **config_fields}
     if knn_k is not None:
         config_values["knn_k"] = knn_k
