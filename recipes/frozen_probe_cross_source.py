@@ -8,7 +8,8 @@ Features are extracted once per image (the encoder is frozen, so a fold's detect
 protocol's output images (`<protocol>_images.npy`) and each backbone's features are kept there for later runs. The
 inverse regularisation C (`--c`) and the fit's weighting (`--weighting`: none, or `source`, every source group of a
 class weighing the same) are chosen by the mean cross-source AUROC, the benchmark's selection criterion. Writes
-`--output`: `summary.json` (per setting: `summarise_folds`, the holdouts), `predictions/C<C>_<weighting>/<split>.csv`,
+`--output`: `summary.json` (per setting: `summarise_folds`, the holdouts), the chosen setting's held-out scores
+`predictions/C<C>_<weighting>/<split>.csv`,
 `cross_source.md`; and the detector fitted on the whole pool with the chosen setting, its threshold at the target FPR
 of the out-of-fold reals, to `--detector`. Run after the benchmark has written its fold manifests
 (bash recipes/cross_source.sh):
@@ -152,7 +153,7 @@ def main() -> None:
         return (records, np.stack([feature_of[record.id] for record in records]),
                 np.array([record.label for record in records]))
 
-    summaries, settings = {}, {}
+    summaries, settings, held_out = {}, {}, {}
     for weighting in args.weighting.split(","):
         for c in [float(value) for value in args.c.split(",")]:
             key = setting_name(c, weighting)
@@ -165,13 +166,7 @@ def main() -> None:
                                       sample_weight=fit_weights(train_records, weighting))
                 scores = logistic_scores(features, state)
                 predictions[split_name] = (labels, scores, [record.generator for record in records])
-                folder = output / "predictions" / key
-                folder.mkdir(parents=True, exist_ok=True)
-                with open(folder / f"{split_name}.csv", "w", newline="") as handle:
-                    writer = csv.writer(handle)
-                    writer.writerow(["id", "index", "label", "generator", "score"])
-                    for index, (record, score) in enumerate(zip(records, scores)):
-                        writer.writerow([record.id, index, record.label, record.generator, float(score)])
+                held_out[key, split_name] = (records, scores)
             summary = summarise_folds([predictions[f"fold{k}"] for k in range(len(folds))],
                                       target_fpr=args.target_fpr)
             for holdout in holdouts:
@@ -184,6 +179,15 @@ def main() -> None:
                   + " ".join(f"{fold['auroc']:.3f}" for fold in summary["per_fold"]))
     chosen = max(summaries, key=lambda key: summaries[key]["mean_auroc"])
     best = summaries[chosen]
+    folder = output / "predictions" / chosen
+    folder.mkdir(parents=True, exist_ok=True)
+    for split_name in splits:
+        records, scores = held_out[chosen, split_name]
+        with open(folder / f"{split_name}.csv", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["id", "index", "label", "generator", "score"])
+            for index, (record, score) in enumerate(zip(records, scores)):
+                writer.writerow([record.id, index, record.label, record.generator, float(score)])
 
     records = list(pool.values())
     records = [record for record in records if record.id in feature_of]
