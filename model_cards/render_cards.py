@@ -107,7 +107,10 @@ def probe_training_data(summary_file: Path) -> str | None:
     summary = json.loads(summary_file.read_text())
     weighting = {"source": ", every source group of a class weighing the same in the fit (1 / its images)",
                  "none": ", every image weighing the same"}[summary["weighting"]]
-    return (f"The encoder was not trained here (ImageNet-1k weights of `{summary['backbone']}`). The logistic head "
+    views = summary.get("input_views", ["image"])
+    seen = ("" if views == ["image"] else
+            f", applied to each of its input views ({', '.join(views)}: the image, and its residual after a 3x3 blur)")
+    return (f"The encoder was not trained here (ImageNet-1k weights of `{summary['backbone']}`{seen}). The logistic head "
             f"(C {summary['logistic_c']:g}{weighting}) was fitted on the features of all {summary['images']} images "
             "of the source-labelled training pool (`datasets_scripts/build_training_pool.py`, card in "
             f"`results/datasets/pool/`) under protocol `{summary['protocol']}`: real photos of 49 source groups and "

@@ -1,6 +1,7 @@
 """The frozen-feature probe under the cross-source protocol: FiSeR's timm slot with an EfficientNet-Lite's ImageNet-1k
 weights (`--backbone`; frozen, never trained here), `feature_pooling="stages"` (mean and std of every stage's feature
-map, L2-normalised), and a standardised logistic head, fitted on each fold's training sources and scored on its
+map, L2-normalised) of each input view (`--input-views`: `image`, and `highpass`, the image's residual after a 3x3
+blur, which keeps the pixel-level traces and little of the content), and a standardised logistic head, fitted on each fold's training sources and scored on its
 held-out sources, with the folds and holdouts of `aigi benchmark --config recipes/cross_source.yaml`.
 
 Features are extracted once per image (the encoder is frozen, so a fold's detector scores an image exactly as
@@ -46,10 +47,10 @@ from aigi.train.imagenet_start import input_normalization, load_imagenet_weights
 BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 
 
-def frozen_encoder(backbone: str, image_size: int) -> tuple[FiSeRModel, FiSeRImageProcessor]:
+def frozen_encoder(backbone: str, image_size: int, input_views: list[str]) -> tuple[FiSeRModel, FiSeRImageProcessor]:
     mean, std = input_normalization(backbone)
-    config = FiSeRConfig(backbone=backbone, feature_layer=None, feature_pooling="stages", image_size=image_size,
-                         image_mean=mean, image_std=std, head="logistic")
+    config = FiSeRConfig(backbone=backbone, feature_layer=None, feature_pooling="stages", input_views=input_views,
+                         image_size=image_size, image_mean=mean, image_std=std, head="logistic")
     encoder = FiSeRModel(config).eval()
     load_imagenet_weights(encoder.encoder, backbone)
     processor = FiSeRImageProcessor(crop_size={"height": image_size, "width": image_size}, image_mean=mean,
@@ -123,6 +124,8 @@ def main() -> None:
     parser.add_argument("--protocol", default="normalized")
     parser.add_argument("--image-size", type=int, default=256)
     parser.add_argument("--backbone", default=BACKBONES[0], choices=BACKBONES)
+    parser.add_argument("--input-views", default="image",
+                        help="Comma-separated input views of the encoder (FiSeRConfig.input_views): image, highpass.")
     parser.add_argument("--cache", type=Path, help="Folder that keeps the protocol's images and the features.")
     parser.add_argument("--c", default="0.001,0.003,0.01,0.1,1",
                         help="Inverse regularisation strengths to choose from.")
@@ -137,13 +140,15 @@ def main() -> None:
     holdouts = sorted((runs / "holdouts").glob("*"))
     splits = {f"fold{k}": folder for k, folder in enumerate(folds)} | {folder.name: folder for folder in holdouts}
 
-    encoder, processor = frozen_encoder(args.backbone, args.image_size)
+    input_views = args.input_views.split(",")
+    encoder, processor = frozen_encoder(args.backbone, args.image_size, input_views)
     start = time.time()
     pool = {record.id: record for split in splits.values() for part in ("train", "held_out")
             for record in load_detection_records(str(split / f"{part}.csv"))}
     images, ids, failures = protocol_images(list(pool.values()), args.protocol, args.cache)
-    features = stage_features(encoder, processor, images, f"{args.backbone}_{args.protocol}_{args.image_size}",
-                              args.cache)
+    views_name = "" if input_views == ["image"] else "_" + "+".join(input_views)
+    features = stage_features(encoder, processor, images,
+                              f"{args.backbone}_{args.protocol}_{args.image_size}{views_name}", args.cache)
     feature_of = dict(zip(ids, features))
     extraction_seconds = time.time() - start
     print(f"features of {len(feature_of)} images in {extraction_seconds:.0f} s ({len(failures)} unreadable)")
@@ -211,7 +216,8 @@ def main() -> None:
     if deviation > 1e-4:
         raise SystemExit(f"the saved detector scores differ from the probe's by {deviation}")
 
-    report = {"backbone": args.backbone, "feature_pooling": "stages", "protocol": args.protocol,
+    report = {"backbone": args.backbone, "feature_pooling": "stages", "input_views": input_views,
+              "protocol": args.protocol,
               "image_size": args.image_size, "chosen": chosen, **settings[chosen],
               "rule": "highest mean cross-source AUROC",
               "extraction_seconds": extraction_seconds, "images": len(feature_of),

@@ -63,7 +63,9 @@ def probe_candidate(summary_file: str) -> Candidate:
     summary = json.loads(Path(summary_file).read_text())
     chosen = summary["chosen"]
     folds = summary["summaries"][chosen]
-    name = "frozen_probe_" + summary["backbone"].removeprefix("efficientnet_")
+    views = summary.get("input_views", ["image"])
+    name = "frozen_probe_" + summary["backbone"].removeprefix("efficientnet_") + "".join(
+        f"_{view}" for view in views if view != "image")
     choice = {"name": name, "model_path": summary["detector"],
               "cross_source_mean_auroc": folds["mean_auroc"], "threshold": folds["threshold_at_target_fpr"],
               "target_fpr": folds["target_fpr"], "protocol": summary["protocol"], "num_crops": 1,

@@ -8,6 +8,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from aigi.modeling.fiser import FiSeRConfig, FiSeRForImageClassification, FiSeRModel
+from aigi.modeling.fiser.modeling_fiser import highpass_residual
 from aigi.train.heads import head_state
 
 
@@ -38,6 +39,40 @@ def test_a_stage_pooled_detector_round_trips(tmp_path):
     with torch.no_grad():
         assert torch.allclose(detector(pixels).logits, loaded(pixels).logits)
     assert loaded.config.feature_pooling == "stages"
+
+
+def test_the_highpass_view_is_the_residual_of_a_reflect_padded_box_blur():
+    pixels = torch.randn(2, 3, 8, 9)
+    residual = highpass_residual(pixels)
+    padded = np.pad(pixels.numpy(), ((0, 0), (0, 0), (1, 1), (1, 1)), mode="reflect")
+    blurred = sum(padded[:, :, dy:dy + 8, dx:dx + 9] for dy in range(3) for dx in range(3)) / 9
+    assert np.allclose(residual.numpy(), 4 * (pixels.numpy() - blurred), atol=1e-5)
+    assert torch.allclose(highpass_residual(torch.full((1, 3, 8, 8), 0.7)), torch.zeros(1, 3, 8, 8), atol=1e-6)
+
+
+def test_input_views_concatenate_each_views_normalised_features():
+    torch.manual_seed(0)
+    image_only = FiSeRModel(stage_config()).eval()
+    both = FiSeRModel(stage_config(input_views=["image", "highpass"])).eval()
+    both.load_state_dict(image_only.state_dict())
+    pixels = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        features = both.image_features(pixels)
+        expected = torch.cat([image_only.image_features(pixels), image_only.image_features(highpass_residual(pixels))], 1)
+        encoded = both(pixels, output_hidden_states=True)
+    assert both.feature_dim == 2 * image_only.feature_dim and features.shape == (3, both.feature_dim)
+    assert torch.allclose(features, expected, atol=1e-5)
+    assert encoded.last_hidden_state.shape[0] == 3 and all(stage.shape[0] == 3 for stage in encoded.hidden_states)
+    detector = FiSeRForImageClassification(stage_config(input_views=["image", "highpass"], head="logistic"))
+    assert detector.head.linear.weight.shape == (1, both.feature_dim)
+
+
+@pytest.mark.parametrize("overrides", [{"input_views": []}, {"input_views": ["image", "image"]},
+                                       {"input_views": ["laplace"]},
+                                       {"input_views": ["image", "highpass"], "feature_pooling": "final"}])
+def test_bad_input_views_are_refused(overrides):
+    with pytest.raises(StrictDataclassError, match="input_views"):
+        stage_config(**overrides)
 
 
 @pytest.mark.parametrize("overrides", [{"feature_pooling": "max"}, {"backbone": "dinov3", "feature_layer": None}])

@@ -25,6 +25,7 @@ DINOV3_VIT_LARGE_PATCH16 = {
 }
 HEADS = ("prototype", "knn", "logistic", "svm")
 FEATURE_POOLINGS = ("final", "stages")
+INPUT_VIEWS = ("image", "highpass")
 
 
 @strict
@@ -52,6 +53,11 @@ class FiSeRConfig(PreTrainedConfig):
         trains); `"stages"` reads the spatial mean and standard deviation of every stage's feature map
         (`forward_intermediates`), low-level stages included, concatenated: a frozen-encoder probe that keeps the
         local statistics generation traces live in.
+    input_views (`list[str]`, defaults to `["image"]`):
+        timm stage pooling only: what the encoder sees, each view's L2-normalised features concatenated in this
+        order. `"image"`: the normalised pixels; `"highpass"`: their residual after a 3x3 box blur (reflect-padded),
+        times 4, which removes most of the image content and keeps the pixel-level traces. Each view costs one
+        forward of the encoder.
     head (`str`, defaults to `"prototype"`):
         How normalised features become P(fake): `"prototype"` (cosine to the real and fake class means, over
         `prototype_temperature`), `"knn"` (FiSeR's similarity-mass vote of the `knn_k` nearest entries of a stored
@@ -83,6 +89,7 @@ class FiSeRConfig(PreTrainedConfig):
     dinov3_config: dict | DINOv3ViTConfig | None = None
     feature_layer: int | None = 18
     feature_pooling: str = "final"
+    input_views: list[str] | None = None
     head: str = "prototype"
     head_size: int = 0
     knn_k: int = 25
@@ -102,6 +109,8 @@ class FiSeRConfig(PreTrainedConfig):
             self.image_mean = list(IMAGENET_MEAN)
         if self.image_std is None:
             self.image_std = list(IMAGENET_STD)
+        if self.input_views is None:
+            self.input_views = ["image"]
         if self.id2label is None:
             self.id2label = dict(DETECTION_ID2LABEL)
         self.id2label = {int(index): name for index, name in self.id2label.items()}
@@ -130,6 +139,11 @@ class FiSeRConfig(PreTrainedConfig):
             raise ValueError("feature_pooling 'stages' pools a timm backbone's stages; DINOv3 needs 'final'")
         if self.feature_pooling not in FEATURE_POOLINGS:
             raise ValueError(f"feature_pooling must be one of {FEATURE_POOLINGS}, got {self.feature_pooling!r}")
+        if not self.input_views or any(view not in INPUT_VIEWS for view in self.input_views) or \
+                len(set(self.input_views)) != len(self.input_views):
+            raise ValueError(f"input_views must be distinct views of {INPUT_VIEWS}, got {self.input_views!r}")
+        if self.input_views != ["image"] and self.feature_pooling != "stages":
+            raise ValueError("input_views other than ['image'] need feature_pooling='stages'")
         if self.backbone == "dinov3" and self.feature_layer is not None and \
                 not 0 <= self.feature_layer <= self.dinov3_config.num_hidden_layers:
             raise ValueError(

@@ -35,6 +35,15 @@ def top_k_similarities(queries: torch.Tensor, bank: torch.Tensor, k: int, chunk_
     return best_values, best_indices
 
 
+def highpass_residual(pixel_values: torch.Tensor) -> torch.Tensor:
+    """The `"highpass"` input view: pixels minus their 3x3 box blur (reflect-padded), times 4."""
+    padded = nn.functional.pad(pixel_values, (1, 1, 1, 1), mode="reflect")
+    return 4.0 * (pixel_values - nn.functional.avg_pool2d(padded, 3, stride=1))
+
+
+INPUT_VIEW_TRANSFORMS = {"image": lambda pixel_values: pixel_values, "highpass": highpass_residual}
+
+
 def with_real_logit_zero(fake_logit: torch.Tensor) -> torch.Tensor:
     """Two logits [0, z] for a score z, so that softmax(...)[:, 1] = sigmoid(z)."""
     return torch.stack([torch.zeros_like(fake_logit), fake_logit], dim=-1)
@@ -149,7 +158,7 @@ class FiSeRModel(FiSeRPreTrainedModel):
         if self.config.backbone == "dinov3":
             return self.config.dinov3_config.hidden_size
         if self.config.feature_pooling == "stages":
-            return 2 * sum(info["num_chs"] for info in self.encoder.feature_info)
+            return 2 * sum(info["num_chs"] for info in self.encoder.feature_info) * len(self.config.input_views)
         return self.encoder.num_features
 
     def forward(
@@ -163,12 +172,16 @@ class FiSeRModel(FiSeRPreTrainedModel):
                 hidden_states=encoded.hidden_states,
             )
         if self.config.feature_pooling == "stages":
-            stages = self.encoder.forward_intermediates(pixel_values, intermediates_only=True)
+            # Every view goes through the encoder in one batch; `pooler_output` is [batch, views x stage statistics].
+            views = torch.cat([INPUT_VIEW_TRANSFORMS[view](pixel_values) for view in self.config.input_views])
+            stages = self.encoder.forward_intermediates(views, intermediates_only=True)
             pooled = torch.cat([statistic for stage in stages
                                 for statistic in (stage.mean(dim=(2, 3)), stage.std(dim=(2, 3), correction=0))], dim=1)
+            pooled = torch.cat(pooled.chunk(len(self.config.input_views)), dim=1)
+            first_view = [stage[: len(pixel_values)] for stage in stages]  # the feature maps of the first view
             return BaseModelOutputWithPooling(
-                last_hidden_state=stages[-1], pooler_output=pooled,
-                hidden_states=tuple(stages) if output_hidden_states else None,
+                last_hidden_state=first_view[-1], pooler_output=pooled,
+                hidden_states=tuple(first_view) if output_hidden_states else None,
             )
         feature_map = self.encoder.forward_features(pixel_values)
         pooled = self.encoder.forward_head(feature_map, pre_logits=True)
@@ -182,7 +195,9 @@ class FiSeRModel(FiSeRPreTrainedModel):
         layer = self.config.feature_layer
         encoded = self(pixel_values, output_hidden_states=layer is not None)
         features = encoded.pooler_output if layer is None else encoded.hidden_states[layer][:, 0]
-        return nn.functional.normalize(features.float(), dim=-1)
+        # Each input view is normalised on its own, so that every view weighs the same before the head.
+        views = features.float().chunk(len(self.config.input_views), dim=-1)
+        return torch.cat([nn.functional.normalize(view, dim=-1) for view in views], dim=-1)
 
 
 class FiSeRForImageClassification(FiSeRPreTrainedModel):

@@ -124,6 +124,7 @@ def render_model_card(
         "image_size": int(config.image_size),
         "backbone": getattr(config, "backbone", None),
         "feature_pooling": getattr(config, "feature_pooling", None),
+        "input_views": list(getattr(config, "input_views", None) or ["image"]),
         "evaluation": evaluation_table(evaluation) if evaluation else None,
         "training_data": training_data,
         "license": license,
