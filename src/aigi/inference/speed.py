@@ -3,8 +3,8 @@
 For each detector, on JPEG files of `input_side` x `input_side` pixels (default: its input size,
 `config.image_size`; larger files are decoded whole and centre-cropped, as a user's photo would be):
 
-- forward: the model on an already preprocessed batch (`fake_probabilities` under the pipeline's inference
-  context), as many batches as the end-to-end run has; latency is the time of one batch call.
+- forward: the model as the pipeline runs it (`pipe.scoring_logits`: batch norms folded, chunked on a CPU) on an
+  already preprocessed batch, under the pipeline's inference context, as many batches as the end-to-end run has; latency is the time of one batch call.
 - end_to_end: `score_stream`, the scoring loop of `aigi detect` and `aigi evaluate`, over a generated folder of
   JPEG files (decode, preprocess, forward, postprocess, with `num_workers` preprocessing threads); latency is the
   time between two consecutive batch completions.
@@ -29,7 +29,6 @@ import torch
 from PIL import Image
 
 from .batching import chunked, default_num_workers
-from .pipeline import fake_probabilities
 from .scoring import load_pipeline, score_stream
 
 DEFAULT_BATCH_SIZES = (1, 32)
@@ -74,7 +73,7 @@ def time_forward(pipe, pixel_values: torch.Tensor, batches: int, warmup: int) ->
     with pipe.get_inference_context()():
         for index in range(warmup + batches):
             start = time.perf_counter()
-            fake_probabilities(pipe.model, pixel_values)
+            pipe.scoring_logits(pixel_values).softmax(-1)
             if index >= warmup:
                 seconds.append(time.perf_counter() - start)
     return summarize(seconds, len(pixel_values))
