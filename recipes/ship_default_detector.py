@@ -2,14 +2,17 @@
 config.json, the crops it was chosen with in preprocessor_config.json, its figures in benchmark.json, and
 `default.json` naming it.
 
-The candidates are the benchmark's choice (`results.json` of `aigi benchmark`) and any frozen probe run under the same
-cross-source folds (`--probe summary.json` of recipes/frozen_probe_cross_source.py); the one of highest mean
-cross-source AUROC is shipped. The scores its threshold was calibrated on go next to its results
-(`default_detector_calibration_predictions.csv`: the out-of-fold scores, or an in-source benchmark's selection
-scores), so that anyone can recompute it. Run from the repository root:
+The candidates are the benchmark's choice (`results.json` of `aigi benchmark`) and the frozen probes run under the
+same cross-source folds that are given (`--probe summary.json` of recipes/frozen_probe_cross_source.py; give only
+those that meet the speed bar, 30 images/s end to end at batch 32 on 256-px files on 2 CPU cores by `aigi
+bench-speed`); the one of highest mean cross-source AUROC is shipped. The scores its threshold was calibrated on go
+next to its results (`default_detector_calibration_predictions.csv`: the out-of-fold scores, or an in-source
+benchmark's selection scores), so that anyone can recompute it. Run from the repository root:
 
     python recipes/ship_default_detector.py results/cross_source/results.json \
-        --probe results/cross_source_frozen_probe/summary.json
+        --probe results/cross_source_frozen_probe/summary.json \
+        --probe results/cross_source_frozen_probe_lite2/summary.json \
+        --probe results/cross_source_frozen_probe_lite0_highpass/summary.json
 """
 
 import argparse
@@ -71,7 +74,8 @@ def probe_candidate(summary_file: str) -> Candidate:
               "target_fpr": folds["target_fpr"], "protocol": summary["protocol"], "num_crops": 1,
               "pooled_out_of_fold": folds["pooled"],
               "rule": f"highest mean cross-source AUROC ({len(folds['per_fold'])} source-disjoint folds) among the "
-                      f"benchmark's detectors and the frozen probes (setting {chosen} chosen the same way); threshold: "
+                      f"benchmark's detectors and the frozen probes that meet the speed bar of 30 images/s end to end "
+                      f"on 2 CPU cores (results/cross_source/README.md; setting {chosen} chosen the same way); threshold: "
                       f"{folds['target_fpr']:.0%} FPR on the out-of-fold real photos"}
     predictions = Path(summary_file).parent / "predictions" / chosen
     scoring = {**folds, "protocol": summary["protocol"], "num_crops": 1}

@@ -5,6 +5,8 @@ JSON per setting and `summary.json`, and prints a Markdown table with the 1-minu
 run (the numbers mean something only on an otherwise idle machine).
 
     python recipes/speed_threads.py --output results/speed/threads [--model NAME] [--images 128]
+
+Chosen by it (results/speed/README.md): torch threads = CPUs, preprocessing threads = min(4, CPUs).
 """
 
 import argparse
@@ -13,6 +15,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+from aigi.registry import DEFAULT_DETECTOR
 
 RUN = """
 import json, os, sys, torch
@@ -30,7 +34,7 @@ with open(sys.argv[6], "w") as handle:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, required=True)
-    parser.add_argument("--model", default="aigi-frozen-probe-lite0")
+    parser.add_argument("--model", default=DEFAULT_DETECTOR, help="default: the bundled default detector")
     parser.add_argument("--images", type=int, default=128)
     parser.add_argument("--torch-threads", default="1,2")
     parser.add_argument("--num-workers", default="0,1,2")
