@@ -1,8 +1,9 @@
 """The frozen-feature probe under the cross-source protocol: FiSeR's timm slot with an EfficientNet-Lite's ImageNet-1k
 weights (`--backbone`; frozen, never trained here), `feature_pooling="stages"` (mean and std of every stage's feature
 map, L2-normalised) of each input view (`--input-views`: `image`, and `highpass`, the image's residual after a 3x3
-blur, which keeps the pixel-level traces and little of the content), and a standardised logistic head, fitted on each fold's training sources and scored on its
-held-out sources, with the folds and holdouts of `aigi benchmark --config recipes/cross_source.yaml`.
+blur, which keeps the pixel-level traces and little of the content), and a standardised logistic head, fitted on
+each fold's training sources and scored on its held-out sources, with the folds and holdouts of `aigi benchmark
+--config recipes/cross_source.yaml`.
 
 Features are extracted once per image (the encoder is frozen, so a fold's detector scores an image exactly as
 `features @ w + b`; the shipped checkpoint is checked against the pipeline at the end). With `--cache DIR`, the
@@ -17,6 +18,10 @@ of the out-of-fold reals, to `--detector`. Run after the benchmark has written i
 
     OMP_NUM_THREADS=2 python recipes/frozen_probe_cross_source.py --output results/cross_source_frozen_probe \
         --detector runs/cross_source/frozen_probe/final --cache data/probe_cache
+    OMP_NUM_THREADS=2 python recipes/frozen_probe_cross_source.py --backbone efficientnet_lite0 \
+        --input-views image,highpass --c 0.0003,0.001,0.003,0.01,0.1,1 \
+        --output results/cross_source_frozen_probe_lite0_highpass \
+        --detector runs/cross_source/frozen_probe_lite0_highpass/final --cache data/probe_cache   # the default
 """
 
 import argparse

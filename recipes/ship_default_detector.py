@@ -75,7 +75,8 @@ def probe_candidate(summary_file: str) -> Candidate:
               "pooled_out_of_fold": folds["pooled"],
               "rule": f"highest mean cross-source AUROC ({len(folds['per_fold'])} source-disjoint folds) among the "
                       f"benchmark's detectors and the frozen probes that meet the speed bar of 30 images/s end to end "
-                      f"on 2 CPU cores (results/cross_source/README.md; setting {chosen} chosen the same way); threshold: "
+                      f"on 2 CPU cores (results/cross_source/README.md; setting {chosen} chosen the same way); "
+                      f"threshold: "
                       f"{folds['target_fpr']:.0%} FPR on the out-of-fold real photos"}
     predictions = Path(summary_file).parent / "predictions" / chosen
     scoring = {**folds, "protocol": summary["protocol"], "num_crops": 1}

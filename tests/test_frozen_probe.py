@@ -58,7 +58,8 @@ def test_input_views_concatenate_each_views_normalised_features():
     pixels = torch.randn(3, 3, 32, 32)
     with torch.no_grad():
         features = both.image_features(pixels)
-        expected = torch.cat([image_only.image_features(pixels), image_only.image_features(highpass_residual(pixels))], 1)
+        expected = torch.cat([image_only.image_features(pixels),
+                              image_only.image_features(highpass_residual(pixels))], 1)
         encoded = both(pixels, output_hidden_states=True)
     assert both.feature_dim == 2 * image_only.feature_dim and features.shape == (3, both.feature_dim)
     assert torch.allclose(features, expected, atol=1e-5)

@@ -4,7 +4,8 @@ For each detector, on JPEG files of `input_side` x `input_side` pixels (default:
 `config.image_size`; larger files are decoded whole and centre-cropped, as a user's photo would be):
 
 - forward: the model as the pipeline runs it (`pipe.scoring_logits`: batch norms folded, chunked on a CPU) on an
-  already preprocessed batch, under the pipeline's inference context, as many batches as the end-to-end run has; latency is the time of one batch call.
+  already preprocessed batch, under the pipeline's inference context, as many batches as the end-to-end run has;
+  latency is the time of one batch call.
 - end_to_end: `score_stream`, the scoring loop of `aigi detect` and `aigi evaluate`, over a generated folder of
   JPEG files (decode, preprocess, forward, postprocess, with `num_workers` preprocessing threads); latency is the
   time between two consecutive batch completions.
