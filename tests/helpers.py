@@ -96,3 +96,4 @@ def score_crops_by_brightness(pipe) -> None:
         return ImageClassifierOutput(logits=logits)
 
     pipe.model.forward = forward
+    pipe.scoring_model = pipe.model  # the pipeline scores through this (its batch-norm-folded copy otherwise)
