@@ -35,6 +35,9 @@ with tempfile.TemporaryDirectory() as scratch:
             expect(page.locator(f"#uploads a[href$='/{SAMPLES[-1].name}']")).to_be_visible(timeout=30_000)
             page.locator("#detect").click()
             expect(page.locator("#results .aigi-heatmap img")).to_have_count(len(SAMPLES), timeout=60_000)
+            # The last output (the CSV download), then the end of Gradio's fade-in of the updated outputs.
+            expect(page.locator("a[href$='.csv']")).to_be_visible(timeout=60_000)
+            page.wait_for_timeout(2_000)
             page.screenshot(path=str(OUTPUT), full_page=True)
             print(page.locator("#summary").inner_text())
             print(page.locator("#results").inner_text())
