@@ -212,7 +212,8 @@ def write_readme(path: Path, result: dict, command: str) -> None:
         f"{number(overall['mean_p_fake_spliced'])} ({overall['spliced_at_or_above_threshold']} at or above the "
         f"threshold), real photos {number(overall['mean_p_fake_real'])} ({overall['real_at_or_above_threshold']}), "
         f"the generator outputs the patches came from {number(overall['mean_p_fake_fake'])} "
-        f"({overall['fake_at_or_above_threshold']}).",
+        f"({overall['fake_at_or_above_threshold']}). In-source: the bundled default detector was fitted on the "
+        "whole training pool, these real photos and generator outputs included.",
         "",
         "| real photo | generator | square | inside | outside | real inside | real outside | P(fake) spliced | "
         "P(fake) real |",

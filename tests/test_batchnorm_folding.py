@@ -28,6 +28,7 @@ def batch_norms(model: nn.Module) -> int:
 
 
 def test_a_folded_efficientnet_computes_the_same_and_leaves_the_original_alone():
+    torch.manual_seed(0)
     model = with_random_statistics(timm.create_model("efficientnet_lite0", pretrained=False, num_classes=5))
     before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
     folded = fold_batchnorm(model)
@@ -35,7 +36,7 @@ def test_a_folded_efficientnet_computes_the_same_and_leaves_the_original_alone()
     with torch.no_grad():
         expected, actual = model(pixels), folded(pixels)
     assert batch_norms(folded) == 0 and batch_norms(model) == batch_norms(timm.create_model("efficientnet_lite0"))
-    assert torch.allclose(actual, expected, rtol=1e-4, atol=1e-4)
+    assert (actual - expected).abs().max() <= 1e-4 * expected.abs().max()
     assert model.state_dict().keys() == before.keys()
     assert all(torch.equal(tensor, before[name]) for name, tensor in model.state_dict().items())
     # Layers with nothing to fold are shared, not copied; the activations of timm's BatchNormAct2d stay.
@@ -44,6 +45,7 @@ def test_a_folded_efficientnet_computes_the_same_and_leaves_the_original_alone()
 
 
 def test_a_plain_conv_then_batch_norm_folds_into_a_biased_convolution():
+    torch.manual_seed(0)
     model = with_random_statistics(nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.BatchNorm2d(4), nn.ReLU()), 1)
     folded = fold_batchnorm(model)
     assert isinstance(folded[0], nn.Conv2d) and folded[0].bias is not None and isinstance(folded[1], nn.Identity)
@@ -64,9 +66,9 @@ def test_the_pipeline_scores_with_the_folded_copy_and_keeps_its_model(tmp_path):
 
     config = FiSeRConfig(backbone="efficientnet_lite0", feature_layer=None, feature_pooling="stages",
                          input_views=["image", "highpass"], image_size=64, head="logistic")
+    torch.manual_seed(0)
     model = FiSeRForImageClassification(config)
     with_random_statistics(model.fiser.encoder, seed=3)
-    torch.manual_seed(0)
     nn.init.normal_(model.head.linear.weight, std=3.0)
     model.save_pretrained(tmp_path)
     FiSeRImageProcessor(crop_size={"height": 64, "width": 64}).save_pretrained(tmp_path)
