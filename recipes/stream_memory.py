@@ -2,9 +2,10 @@
 
 Writes `--count` small generated JPEGs to a temporary folder, scores them with the streaming path of `aigi detect`
 (`iter_detection_rows` + `RowWriter`, the same code as `aigi detect FOLDER --output rows.jsonl`) and records the
-process's peak resident memory every 1,000 rows. Example (the figures of results/speed/stream_10k.json):
+process's peak resident memory every 1,000 rows. Example (the figures of results/speed/stream_10k.json; the model
+is a random-weight ResNet-18 RescaleCL detector, written with SIDE = 64 by the command in results/speed/README.md):
 
-    OMP_NUM_THREADS=2 python recipes/stream_memory.py --model /tmp/speed/resnet18_64 --count 10000 \
+    OMP_NUM_THREADS=2 python recipes/stream_memory.py --model runs/speed/resnet18_64 --count 10000 \
         --output results/speed/stream_10k.json
 """
 

@@ -146,6 +146,19 @@ class DetectorModelTesterMixin:
         np.testing.assert_allclose(restored[:, 5 : 5 + side - 10], pixels, atol=1e-3)
         np.testing.assert_allclose(restored[:, 4], pixels[:, 1], atol=1e-3)  # mirrored, not zero-filled
 
+    def test_the_batch_norm_folded_copy_scores_as_the_model(self):
+        from helpers import with_random_statistics
+
+        from aigi.inference.batchnorm_folding import fold_batchnorm
+
+        torch.manual_seed(0)
+        model = with_random_statistics(self.trained_model(), seed=1)
+        pixel_values = self.pixel_values()
+        with torch.no_grad():
+            expected = model(pixel_values=pixel_values).logits
+            folded = fold_batchnorm(model)(pixel_values=pixel_values).logits
+        assert (folded - expected).abs().max() <= 1e-4 * max(1.0, float(expected.abs().max()))
+
     def test_pipeline_round_trip(self, tmp_path):
         import aigi  # noqa: F401  (registration)
 

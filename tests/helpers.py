@@ -97,3 +97,20 @@ def score_crops_by_brightness(pipe) -> None:
 
     pipe.model.forward = forward
     pipe.scoring_model = pipe.model  # the pipeline scores through this (its batch-norm-folded copy otherwise)
+
+
+def with_random_statistics(model, seed: int = 0):
+    """`model` in eval mode with random batch-norm statistics and affine parameters (a fold of the defaults is
+    almost the identity, so it would hide a wrong pairing)."""
+    import torch
+    from torch import nn
+
+    generator = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            shape = module.running_mean.shape
+            module.running_mean.copy_(torch.randn(shape, generator=generator) * 0.5)
+            module.running_var.copy_(torch.rand(shape, generator=generator) * 2 + 0.1)
+            module.weight.data.copy_(torch.randn(shape, generator=generator))
+            module.bias.data.copy_(torch.randn(shape, generator=generator) * 0.1)
+    return model.eval()

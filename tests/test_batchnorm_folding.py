@@ -9,18 +9,7 @@ from aigi.inference.batchnorm_folding import fold_batchnorm
 from aigi.inference.pipeline import fake_probabilities, fake_score
 from aigi.modeling.fiser import FiSeRConfig, FiSeRForImageClassification, FiSeRImageProcessor
 from detector_tester import random_image
-
-
-def with_random_statistics(model: nn.Module, seed: int = 0) -> nn.Module:
-    generator = torch.Generator().manual_seed(seed)
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            shape = module.running_mean.shape
-            module.running_mean.copy_(torch.randn(shape, generator=generator) * 0.5)
-            module.running_var.copy_(torch.rand(shape, generator=generator) * 2 + 0.1)
-            module.weight.data.copy_(torch.randn(shape, generator=generator))
-            module.bias.data.copy_(torch.randn(shape, generator=generator) * 0.1)
-    return model.eval()
+from helpers import with_random_statistics
 
 
 def batch_norms(model: nn.Module) -> int:
@@ -52,6 +41,29 @@ def test_a_plain_conv_then_batch_norm_folds_into_a_biased_convolution():
     pixels = torch.randn(3, 3, 9, 9)
     with torch.no_grad():
         assert torch.allclose(folded(pixels), model(pixels), atol=1e-5)
+
+
+class NormalisesItsInput(nn.Module):
+    """Registers a convolution then a batch norm, but normalises the input before convolving it."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.norm = nn.Conv2d(4, 4, 3), nn.BatchNorm2d(4)
+
+    def forward(self, pixels):
+        return self.conv(self.norm(pixels))
+
+
+def test_pairs_are_folded_only_where_registration_order_is_data_flow():
+    torch.manual_seed(0)
+    model = with_random_statistics(NormalisesItsInput(), seed=2)
+    assert fold_batchnorm(model) is model
+    wrapped = with_random_statistics(nn.Sequential(NormalisesItsInput(), nn.Conv2d(4, 4, 1), nn.BatchNorm2d(4)), 3)
+    folded = fold_batchnorm(wrapped)
+    assert folded[0] is wrapped[0] and isinstance(folded[2], nn.Identity)
+    pixels = torch.randn(2, 4, 9, 9)
+    with torch.no_grad():
+        assert torch.allclose(folded(pixels), wrapped(pixels), atol=1e-5)
 
 
 def test_training_models_and_models_without_pairs_are_returned_as_they_are():

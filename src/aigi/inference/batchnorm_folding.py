@@ -15,7 +15,8 @@ from torch import nn
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
     """A copy of `model` for inference in which each `Conv2d` followed by a `BatchNorm2d` (the next module of the
-    same parent, e.g. timm's `conv_dw` / `bn1`) becomes one `Conv2d` with bias; a batch norm that also applies an
+    same parent, e.g. timm's `conv_dw` / `bn1`, where the parent is a `Sequential` or a timm or aigi block) becomes
+    one `Conv2d` with bias; a batch norm that also applies an
     activation (timm's `BatchNormAct2d`) leaves that activation in its place. Only the modules on the way to a
     folded pair are copied: every other parameter and buffer is shared with `model`, which is not changed.
     `model` itself is returned when it is training or has nothing to fold."""
@@ -30,7 +31,7 @@ def _fold_children(module: nn.Module) -> nn.Module | None:
     children = dict(module.named_children())
     replacements = {name: folded for name, child in children.items()
                     if (folded := _fold_children(child)) is not None}
-    names = list(children)
+    names = list(children) if _order_is_data_flow(module) else []
     for name, next_name in zip(names, names[1:]):
         conv, norm = replacements.get(name, children[name]), children[next_name]
         if _foldable(conv, norm):
@@ -43,6 +44,13 @@ def _fold_children(module: nn.Module) -> nn.Module | None:
     copied._parameters, copied._buffers = dict(module._parameters), dict(module._buffers)
     copied._modules = {**module._modules, **replacements}
     return copied
+
+
+def _order_is_data_flow(module: nn.Module) -> bool:
+    """Whether a child registered right after a convolution is known to be applied to its output: in a
+    `Sequential`, and in timm's and aigi's own blocks (every family's folding is tested against its model); any
+    other module's registration order says nothing about its forward, so nothing in it is folded."""
+    return isinstance(module, nn.Sequential) or type(module).__module__.startswith(("timm.", "aigi.modeling."))
 
 
 def _foldable(conv: nn.Module, norm: nn.Module) -> bool:
