@@ -13,7 +13,10 @@ class weighing the same) are chosen by the mean cross-source AUROC, the benchmar
 `--output`: `summary.json` (per setting: `summarise_folds`, the holdouts), the chosen setting's held-out scores
 `predictions/C<C>_<weighting>/<split>.csv`,
 `cross_source.md`; and the detector fitted on the whole pool with the chosen setting, its threshold at the target FPR
-of the out-of-fold reals, to `--detector`. Run after the benchmark has written its fold manifests
+of the out-of-fold reals, to `--detector`. With `--pseudo-fakes MANIFEST` (aligned reconstructions of photos:
+datasets_scripts/build_autoencoder_pseudo_fakes.py) and `--fit-fakes pseudo|both`, a split's fit also learns from the
+reconstructions of its own training photos (never of a held-out one); `pseudo` drops the generator outputs from the
+fit (the zero-fake variant). Run after the benchmark has written its fold manifests
 (bash recipes/cross_source.sh):
 
     OMP_NUM_THREADS=2 python recipes/frozen_probe_cross_source.py --output results/cross_source_frozen_probe \
@@ -38,7 +41,7 @@ from transformers import pipeline
 
 import aigi  # noqa: F401  (registers the families)
 from aigi.image_io import ImageLoadError
-from aigi.data.layouts import load_detection_records
+from aigi.data.layouts import load_detection_records, read_manifest
 from aigi.data.records import load_record_image, one_crop_pixel_values
 from aigi.data.sources import source_balanced_weights
 from aigi.data.transforms import get_protocol
@@ -63,12 +66,15 @@ def frozen_encoder(backbone: str, image_size: int, input_views: list[str]) -> tu
     return encoder, processor
 
 
-def protocol_images(records: list, protocol: str, cache: Path | None) -> tuple[np.ndarray, list[str], list[dict]]:
+def protocol_images(records: list, protocol: str, cache: Path | None,
+                    name: str | None = None) -> tuple[np.ndarray, list[str], list[dict]]:
     """The protocol's output of every readable record as one uint8 array (all the same size: the protocol crops or
-    pads), their ids, and the unreadable records; from `cache` when it holds them."""
-    if cache is not None and (cache / f"{protocol}_images.npy").is_file():
-        index = json.loads((cache / f"{protocol}_images.json").read_text())
-        return np.load(cache / f"{protocol}_images.npy", mmap_mode="r"), index["ids"], index["failures"]
+    pads), their ids, and the unreadable records; from `cache` (as `name`, default the protocol's) when it holds
+    them."""
+    name = name or protocol
+    if cache is not None and (cache / f"{name}_images.npy").is_file():
+        index = json.loads((cache / f"{name}_images.json").read_text())
+        return np.load(cache / f"{name}_images.npy", mmap_mode="r"), index["ids"], index["failures"]
     transform = get_protocol(protocol)
     arrays, ids, failures = [], [], []
     for record in tqdm(records, desc=f"{protocol} images", unit="img"):
@@ -81,8 +87,8 @@ def protocol_images(records: list, protocol: str, cache: Path | None) -> tuple[n
     images = np.stack(arrays)
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
-        np.save(cache / f"{protocol}_images.npy", images)
-        (cache / f"{protocol}_images.json").write_text(json.dumps({"ids": ids, "failures": failures}))
+        np.save(cache / f"{name}_images.npy", images)
+        (cache / f"{name}_images.json").write_text(json.dumps({"ids": ids, "failures": failures}))
     return images, ids, failures
 
 
@@ -101,6 +107,13 @@ def stage_features(encoder: FiSeRModel, processor: FiSeRImageProcessor, images: 
     if path is not None:
         np.save(path, features)
     return features
+
+
+def pseudo_fakes_by_photo(manifest: Path) -> dict[str, object]:
+    """The pseudo-fake record of every photo (its `real_path`) in a pseudo-fake manifest."""
+    with open(manifest, newline="") as handle:
+        photo_of = {row["path"]: row["real_path"] for row in csv.DictReader(handle)}
+    return {photo_of[record.id]: record for record in read_manifest(manifest)}
 
 
 def setting_name(c: float, weighting: str) -> str:
@@ -138,6 +151,14 @@ def main() -> None:
                         help="Fit weightings to choose from: none, source (every source group of a class weighs the "
                              "same: aigi.data.sources.source_balanced_weights).")
     parser.add_argument("--target-fpr", type=float, default=0.05)
+    parser.add_argument("--pseudo-fakes", type=Path,
+                        help="Manifest of aligned pseudo-fakes with a `real_path` column naming each one's photo "
+                             "(datasets_scripts/build_autoencoder_pseudo_fakes.py); a fit may use those of its "
+                             "training photos only (--fit-fakes).")
+    parser.add_argument("--fit-fakes", default="generators", choices=("generators", "pseudo", "both"),
+                        help="The fakes a fit learns from: the pool's generator outputs, the pseudo-fakes of the "
+                             "training photos (the zero-fake variant), or both. Held-out sources are always scored "
+                             "on the pool's own images.")
     args = parser.parse_args()
     output, runs = Path(args.output), Path(args.runs)
     output.mkdir(parents=True, exist_ok=True)
@@ -152,14 +173,36 @@ def main() -> None:
             for record in load_detection_records(str(split / f"{part}.csv"))}
     images, ids, failures = protocol_images(list(pool.values()), args.protocol, args.cache)
     views_name = "" if input_views == ["image"] else "_" + "+".join(input_views)
-    features = stage_features(encoder, processor, images,
-                              f"{args.backbone}_{args.protocol}_{args.image_size}{views_name}", args.cache)
+    features_name = f"{args.backbone}_{args.protocol}_{args.image_size}{views_name}"
+    features = stage_features(encoder, processor, images, features_name, args.cache)
     feature_of = dict(zip(ids, features))
     extraction_seconds = time.time() - start
     print(f"features of {len(feature_of)} images in {extraction_seconds:.0f} s ({len(failures)} unreadable)")
 
+    pseudo_fake_of = {}
+    if args.pseudo_fakes is not None:
+        pseudo_fake_of = pseudo_fakes_by_photo(args.pseudo_fakes)
+        pseudo_images, pseudo_ids, _ = protocol_images(list(pseudo_fake_of.values()), args.protocol, args.cache,
+                                                       name=f"{args.protocol}_{args.pseudo_fakes.parent.name}")
+        pseudo_features = stage_features(encoder, processor, pseudo_images,
+                                         f"{features_name}_{args.pseudo_fakes.parent.name}", args.cache)
+        feature_of |= dict(zip(pseudo_ids, pseudo_features))
+
+    def fit_records(records: list) -> list:
+        """The records a fit learns from: `records` (a split's training part), with the pseudo-fakes of its photos
+        (`--fit-fakes pseudo` or `both`) and without its generator outputs (`pseudo`)."""
+        pseudo = [pseudo_fake_of[record.id] for record in records if record.id in pseudo_fake_of]
+        pseudo = [record for record in pseudo if record.id in feature_of]
+        if args.fit_fakes == "generators":
+            return records
+        if args.fit_fakes == "pseudo":
+            return [record for record in records if record.label == 0] + pseudo
+        return records + pseudo
+
     def part(split: Path, name: str):
         records = [record for record in load_detection_records(str(split / f"{name}.csv")) if record.id in feature_of]
+        if name == "train":
+            records = fit_records(records)
         return (records, np.stack([feature_of[record.id] for record in records]),
                 np.array([record.label for record in records]))
 
@@ -199,8 +242,7 @@ def main() -> None:
             for index, (record, score) in enumerate(zip(records, scores)):
                 writer.writerow([record.id, index, record.label, record.generator, float(score)])
 
-    records = list(pool.values())
-    records = [record for record in records if record.id in feature_of]
+    records = fit_records([record for record in pool.values() if record.id in feature_of])
     features = np.stack([feature_of[record.id] for record in records])
     labels = np.array([record.label for record in records])
     state, fields = head_state("logistic", features, labels, logistic_c=best["logistic_c"], standardize=True,
@@ -222,6 +264,7 @@ def main() -> None:
         raise SystemExit(f"the saved detector scores differ from the probe's by {deviation}")
 
     report = {"backbone": args.backbone, "feature_pooling": "stages", "input_views": input_views,
+              "fit_fakes": args.fit_fakes, "pseudo_fakes": str(args.pseudo_fakes) if args.pseudo_fakes else None,
               "protocol": args.protocol,
               "image_size": args.image_size, "chosen": chosen, **settings[chosen],
               "rule": "highest mean cross-source AUROC",

@@ -73,8 +73,16 @@ def shuffle_patches(pixel_values: torch.Tensor, patch: int) -> torch.Tensor:
     return tiles.reshape(batch, channels, height, width)
 
 
+def rescale_residual(pixel_values: torch.Tensor, mode: str) -> torch.Tensor:
+    """Pixels minus their 2x down- then up-sampled copy (`nearest`: NPR's neighbouring-pixel relations), times 4."""
+    half = torch.nn.functional.interpolate(pixel_values, scale_factor=0.5, mode=mode)
+    return 4.0 * (pixel_values - torch.nn.functional.interpolate(half, scale_factor=2, mode=mode))
+
+
 VIEW_INPUTS = {"highpass": highpass_residual, "half": lambda pixels: torch.nn.functional.avg_pool2d(pixels, 2),
-               "shuffle32": lambda pixels: shuffle_patches(pixels, 32)}
+               "shuffle32": lambda pixels: shuffle_patches(pixels, 32),
+               "npr": lambda pixels: rescale_residual(pixels, "nearest"),
+               "rescale": lambda pixels: rescale_residual(pixels, "bilinear")}
 
 
 def compute_features(variant: str, backbone: str) -> None:
