@@ -61,7 +61,9 @@ def small_kl_f8_autoencoder(block_out_channels: tuple[int, ...] = (32, 64, 128, 
     return AutoencoderKL(
         in_channels=3, out_channels=3, down_block_types=["DownEncoderBlock2D"] * len(block_out_channels),
         up_block_types=["UpDecoderBlock2D"] * len(block_out_channels), block_out_channels=block_out_channels,
-        layers_per_block=1, latent_channels=4, norm_num_groups=min(32, block_out_channels[0]), sample_size=CROP)
+        # SD's group norms have 4 channels per group (128 / 32); one channel per group would remove every channel's
+        # mean from the first block, the colour of the crop, and the reconstructions come out grey.
+        layers_per_block=1, latent_channels=4, norm_num_groups=max(1, block_out_channels[0] // 4), sample_size=CROP)
 
 
 def highpass(pixels: torch.Tensor) -> torch.Tensor:
@@ -90,7 +92,7 @@ def to_uint8(pixels: torch.Tensor) -> np.ndarray:
     return ((pixels.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
 
 
-def train_autoencoder(photos: np.ndarray, steps: int, seed: int, batch_size: int = 16, lr: float = 4e-4,
+def train_autoencoder(photos: np.ndarray, steps: int, seed: int, batch_size: int = 16, lr: float = 1e-3,
                       block_out_channels: tuple[int, ...] = (32, 64, 128, 128)) -> tuple[AutoencoderKL, list[float]]:
     """The autoencoder trained on random `TRAIN_CROP` crops of `photos` (uint8, N x 256 x 256 x 3); its loss curve."""
     torch.manual_seed(seed)
@@ -99,7 +101,8 @@ def train_autoencoder(photos: np.ndarray, steps: int, seed: int, batch_size: int
     optimizer = torch.optim.Adam(vae.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.05)
     losses = []
-    for _ in tqdm(range(steps), desc="autoencoder", unit="step"):
+    progress = tqdm(range(steps), desc="autoencoder", unit="step")
+    for step in progress:
         index = rng.integers(len(photos), size=batch_size)
         top, left = rng.integers(CROP - TRAIN_CROP + 1, size=(2, batch_size))
         crops = np.stack([photos[i, t:t + TRAIN_CROP, l:l + TRAIN_CROP] for i, t, l in zip(index, top, left)])
@@ -114,6 +117,8 @@ def train_autoencoder(photos: np.ndarray, steps: int, seed: int, batch_size: int
         optimizer.step()
         schedule.step()
         losses.append(loss.item())
+        if step % 50 == 0:
+            progress.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
     return vae.eval(), losses
 
 

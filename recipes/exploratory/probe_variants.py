@@ -4,15 +4,25 @@ the image + highpass views were made a configuration (results/cross_source/READM
 Run after recipes/frozen_probe_cross_source.py has filled `data/probe_cache` (it reuses the normalised images and
 the image-view features):
 
-    python recipes/exploratory/probe_variants.py features VARIANT BACKBONE   # highpass, half, shuffle32, aug0, aug1
+    python recipes/exploratory/probe_variants.py features VARIANT BACKBONE   # highpass, half, shuffle32, npr,
+                                                                             # rescale, aug0, aug1
     python recipes/exploratory/probe_variants.py evaluate BACKBONE           # views x C, source-balanced logistic fits
     python recipes/exploratory/probe_variants.py heads BACKBONE              # other fits of the image-view features
+    python recipes/exploratory/probe_variants.py normalisations BACKBONE     # other scalings of image + highpass
+    python recipes/exploratory/probe_variants.py spectral                    # log power spectra, alone and fused
+    python recipes/exploratory/probe_variants.py fusion DETECTOR [DETECTOR ...]  # probe + benchmark rows' scores
 
 `half`: the image view average-pooled to half resolution; `shuffle32`: 32-px patches of the crop in a fixed random
-order; `augV`: each image after a random resize and JPEG/WebP re-encode (`CodecResizeAugment`, seeded per image and
-V) before the `normalized` protocol, used to fit only (held-out images are always the clean ones).
+order; `npr`: the pixels minus their 2x nearest-neighbour down- and up-sampled copy (NPR's neighbouring-pixel
+relations), `rescale`: the same with bilinear resampling; `augV`: each image after a random resize and JPEG/WebP
+re-encode (`CodecResizeAugment`, seeded per image and V) before the `normalized` protocol, used to fit only (held-out
+images are always the clean ones). `fusion`: the shipped probe's held-out log-odds plus those of `aigi benchmark` rows
+(their fold models' `predictions.csv` under runs/cross_source/eval), summed with fixed weights, nothing fitted.
+`spectral`: the grey image's log power spectrum as 32 radial bins, a 16 x 16 grid
+of the centred spectrum and the peaks at multiples of 1/8 of the sampling rate (GAN upsampling traces).
 """
 
+import csv
 import json
 import random
 import sys
@@ -135,9 +145,15 @@ def standardised(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.nd
     return (train - mean) / scale, (test - mean) / scale
 
 
-def logistic(c: float, pca: int | None = None):
+def logistic(c: float, pca: int | None = None, view_factor: tuple[int, float] | None = None):
+    """A source-balanced logistic fit of standardised features; `view_factor` (start, factor) scales the features
+    from `start` on (the second view) after standardisation, which weighs that view up or down in the penalty."""
     def fit(train, labels, test, records):
         train, test = standardised(train, test)
+        if view_factor is not None:
+            start, factor = view_factor
+            train[:, start:] *= factor
+            test[:, start:] *= factor
         if pca:
             projection = PCA(pca, whiten=True, random_state=0).fit(train)
             train, test = projection.transform(train), projection.transform(test)
@@ -173,11 +189,130 @@ def group_bagged_logistic(c: float, rounds: int = 20):
     return fit
 
 
+def stage_blocks(backbone: str) -> list[tuple[int, int, int]]:
+    """(start, end, channels) of every stage's [mean, std] block in a view's stage-pooled features."""
+    encoder, _ = recipe.frozen_encoder(backbone, 256, ["image"])
+    channels = [info["num_chs"] for info in encoder.encoder.feature_info]
+    bounds = np.cumsum([0] + [2 * c for c in channels])
+    return [(int(bounds[k]), int(bounds[k + 1]), c) for k, c in enumerate(channels)]
+
+
+def compare_normalisations(backbone: str, ids: list[str], image: dict, highpass: dict) -> None:
+    """Other scalings of the two views' stage statistics than one L2 norm per view, and the high-pass view weighed
+    up or down against the image view after standardisation."""
+    blocks = stage_blocks(backbone)
+
+    def unit(x):
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    def per_stage(features, transform):
+        return np.concatenate([transform(features[:, start:start + c], features[:, start + c:end])
+                               for start, end, c in blocks], 1)
+
+    transforms = {
+        "one L2 norm per view (shipped)": lambda f: f,
+        "one L2 norm per stage statistic": lambda f: per_stage(f, lambda m, s: np.concatenate([unit(m), unit(s)], 1)),
+        "log of the stds": lambda f: per_stage(f, lambda m, s: np.concatenate([m, np.log(s + 1e-6)], 1)),
+        "signed square root": lambda f: np.sign(f) * np.sqrt(np.abs(f)),
+        "stage means only": lambda f: per_stage(f, lambda m, s: m),
+        "stage stds only": lambda f: per_stage(f, lambda m, s: s),
+    }
+    both = np.concatenate([np.stack([image[k] for k in ids]), np.stack([highpass[k] for k in ids])], 1)
+    width = both.shape[1] // 2
+    for name, transform in transforms.items():
+        features = dict(zip(ids, np.concatenate([transform(both[:, :width]), transform(both[:, width:])], 1)))
+        for c in (0.001, 0.003):
+            cross_source(f"{name} C{c}", features, logistic(c))
+    for factor in (0.5, 0.7, 1.4, 2.0):
+        cross_source(f"high-pass view x{factor} C0.001", dict(zip(ids, both)),
+                     logistic(0.001, view_factor=(width, factor)))
+
+
+def spectral_features(images: np.ndarray, bins: int = 32, grid: int = 16, period: int = 8) -> np.ndarray:
+    """Log power spectrum of the grey images: radial bins, a coarse grid of the centred spectrum and the peaks at
+    multiples of 1/`period` of the sampling rate over their neighbourhood, each without its per-image mean."""
+    size = images.shape[1]
+    frequencies = np.fft.fftfreq(size)
+    radius = np.hypot(*np.meshgrid(frequencies, frequencies, indexing="ij"))
+    ring = np.minimum((radius / 0.5 * bins).astype(int), bins).ravel()
+    ring_sizes = np.bincount(ring, minlength=bins + 1)[:bins]
+    near = (-2, -1, 1, 2)
+    chunks = []
+    for start in tqdm(range(0, len(images), 64), desc="spectra"):
+        grey = np.asarray(images[start:start + 64], dtype=np.float64).mean(-1)
+        grey -= grey.mean((1, 2), keepdims=True)
+        power = np.log(np.abs(np.fft.fft2(grey)) ** 2 + 1e-3)
+        radial = np.stack([np.bincount(ring, weights=p.ravel(), minlength=bins + 1)[:bins] for p in power]) / ring_sizes
+        cells = size // grid
+        coarse = np.fft.fftshift(power, axes=(1, 2)).reshape(len(grey), grid, cells, grid, cells).mean((2, 4))
+        coarse = coarse.reshape(len(grey), -1)
+        peaks = []
+        for y in range(0, size, size // period):
+            for x in range(0, size, size // period):
+                if y or x:
+                    around = power[:, [(y + d) % size for d in near]][:, :, [(x + d) % size for d in near]]
+                    peaks.append(power[:, y, x] - around.mean((1, 2)))
+        chunks.append(np.concatenate([radial - radial.mean(1, keepdims=True), coarse - coarse.mean(1, keepdims=True),
+                                      np.stack(peaks, 1)], 1))
+    return np.concatenate(chunks).astype(np.float32)
+
+
+def compare_spectral(ids: list[str], backbone: str = "efficientnet_lite0") -> None:
+    images = np.load(CACHE / "normalized_images.npy", mmap_mode="r")
+    spectra = spectral_features(images)
+    parts = {"radial": slice(0, 32), "grid": slice(32, 288), "peaks": slice(288, None), "all": slice(0, None)}
+    for name, columns in parts.items():
+        for c in (0.01, 0.1, 1):
+            cross_source(f"spectral {name} C{c}", dict(zip(ids, spectra[:, columns])), logistic(c))
+    image = load_features(f"{backbone}_normalized_256", ids)
+    highpass = load_features(f"{backbone}_highpass_256", ids)
+    fused = {k: np.concatenate([image[k], highpass[k], spectra[i]]) for i, k in enumerate(ids)}
+    cross_source("image + highpass + spectral all C0.001", fused, logistic(0.001))
+
+
+PROBE_PREDICTIONS = Path("results/cross_source_frozen_probe_lite0_highpass/predictions/C0.001_source")
+
+
+def log_odds(scores: np.ndarray) -> np.ndarray:
+    scores = np.clip(scores, 1e-6, 1 - 1e-6)
+    return np.log(scores / (1 - scores))
+
+
+def compare_fusions(detectors: list[str]) -> None:
+    """Each fold's probe log-odds plus w x each benchmark row's, for a few fixed w (0: the probe alone)."""
+    def scores_by_id(path: Path) -> dict[str, tuple[int, float, str]]:
+        with open(path, newline="") as handle:
+            return {row["id"]: (int(row["label"]), float(row["score"]), row["generator"])
+                    for row in csv.DictReader(handle)}
+
+    for weight in (0.0, 0.25, 0.5, 1.0):
+        predictions = {}
+        for k in range(5):
+            probe = scores_by_id(PROBE_PREDICTIONS / f"fold{k}.csv")
+            ids = sorted(probe)
+            labels = np.array([probe[i][0] for i in ids])
+            total = log_odds(np.array([probe[i][1] for i in ids]))
+            for detector in detectors:
+                other = scores_by_id(RUNS / "eval" / f"{detector}__fold{k}" / "normalized_crops1" / "held_out"
+                                     / "predictions.csv")
+                total = total + weight * log_odds(np.array([other[i][1] for i in ids]))
+            predictions[k] = (labels, 1 / (1 + np.exp(-total)), [probe[i][2] for i in ids])
+        summary = summarise_folds([predictions[k] for k in range(5)])
+        print(f"probe + {weight} x ({' + '.join(detectors)}): mean {summary['mean_auroc']:.3f} folds "
+              + " ".join(f"{fold['auroc']:.3f}" for fold in summary["per_fold"]), flush=True)
+
+
 def main() -> None:
     torch.set_num_threads(1)
     command, *rest = sys.argv[1:]
+    if command == "fusion":
+        compare_fusions(rest)
+        return
     if command == "features":
         compute_features(*rest)
+        return
+    if command == "spectral":
+        compare_spectral(json.loads((CACHE / "normalized_images.json").read_text())["ids"])
         return
     backbone = rest[0]
     ids = json.loads((CACHE / "normalized_images.json").read_text())["ids"]
@@ -194,15 +329,22 @@ def main() -> None:
         return
     views = {"image": image} | {variant: load_features(f"{backbone}_{variant}_256", ids) for variant in VIEW_INPUTS
                                 if (CACHE / f"features_{backbone}_{variant}_256.npy").is_file()}
+    if command == "normalisations":
+        compare_normalisations(backbone, ids, image, views["highpass"])
+        return
     if "highpass" in views:
+        for name in ("npr", "rescale"):
+            if name in views:
+                views[f"image+{name}"] = {k: np.concatenate([image[k], views[name][k]]) for k in image}
+                views[f"image+highpass+{name}"] = {
+                    k: np.concatenate([image[k], views["highpass"][k], views[name][k]]) for k in image}
         for name in ("image", "half"):
             if name in views:
                 views[f"{name}+highpass"] = {k: np.concatenate([views[name][k], views["highpass"][k]]) for k in image}
-        encoder, _ = recipe.frozen_encoder(backbone, 256, ["image"])
-        stage_channels = [info["num_chs"] for info in encoder.encoder.feature_info]
-        bounds = np.cumsum([0] + [2 * channels for channels in stage_channels])
-        for stages in range(2, len(stage_channels)):
-            kept = {k: v[: bounds[stages]] / np.linalg.norm(v[: bounds[stages]]) for k, v in views["highpass"].items()}
+        blocks = stage_blocks(backbone)
+        for stages in range(2, len(blocks)):
+            end = blocks[stages - 1][1]
+            kept = {k: v[:end] / np.linalg.norm(v[:end]) for k, v in views["highpass"].items()}
             views[f"image+highpass stages<{stages}"] = {k: np.concatenate([image[k], kept[k]]) for k in image}
     augmented = [load_features(f"{backbone}_aug{v}_256", ids) for v in range(2)
                  if (CACHE / f"features_{backbone}_aug{v}_256.npy").is_file()]
