@@ -29,6 +29,7 @@ fit (the zero-fake variant). Run after the benchmark has written its fold manife
 
 import argparse
 import csv
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -182,10 +183,11 @@ def main() -> None:
     pseudo_fake_of = {}
     if args.pseudo_fakes is not None:
         pseudo_fake_of = pseudo_fakes_by_photo(args.pseudo_fakes)
+        # Keyed by the manifest's content: a rebuilt set (same folder, new images) never reuses stale features.
+        tag = f"{args.pseudo_fakes.parent.name}_{hashlib.sha1(args.pseudo_fakes.read_bytes()).hexdigest()[:10]}"
         pseudo_images, pseudo_ids, _ = protocol_images(list(pseudo_fake_of.values()), args.protocol, args.cache,
-                                                       name=f"{args.protocol}_{args.pseudo_fakes.parent.name}")
-        pseudo_features = stage_features(encoder, processor, pseudo_images,
-                                         f"{features_name}_{args.pseudo_fakes.parent.name}", args.cache)
+                                                       name=f"{args.protocol}_{tag}")
+        pseudo_features = stage_features(encoder, processor, pseudo_images, f"{features_name}_{tag}", args.cache)
         feature_of |= dict(zip(pseudo_ids, pseudo_features))
 
     def fit_records(records: list) -> list:

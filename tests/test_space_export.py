@@ -229,6 +229,7 @@ def test_the_space_installs_offline_in_a_fresh_venv_and_serves_a_prediction(two_
         with log.open("w") as output:
             app = subprocess.Popen([python, "app.py"], cwd=space, env={**env, "TMPDIR": str(app_temp)},
                                    stdout=output, stderr=subprocess.STDOUT)
+        client = None
         try:
             url = f"http://127.0.0.1:{port}/"
             wait_for_app(app, url, log)
@@ -241,6 +242,8 @@ def test_the_space_installs_offline_in_a_fresh_venv_and_serves_a_prediction(two_
             [downloads] = app_temp.glob("aigi_demo_*")
             assert len(list(downloads.glob("*.csv"))) == 1
         finally:
+            if client is not None:
+                client.close()  # ends its heartbeat stream, as a closed browser tab does, before the server stops
             app.send_signal(signal.SIGINT)  # Ctrl-C: gradio closes the server and the process exits normally
             try:
                 app.wait(timeout=60)
