@@ -198,6 +198,10 @@ def expected_p_fake(model_dir: Path, image_path: Path) -> float:
     return fake_score(pipeline("ai-image-detection", model=str(model_dir))(str(image_path)))
 
 
+def default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_the_space_installs_offline_in_a_fresh_venv_and_serves_a_prediction(two_detector_space, tiny_detector_dir,
                                                                            tmp_path):
     from gradio_client import Client, handle_file
@@ -227,7 +231,11 @@ def test_the_space_installs_offline_in_a_fresh_venv_and_serves_a_prediction(two_
         log, app_temp = tmp_path / "app.log", tmp_path / "app_temp"
         app_temp.mkdir()
         with log.open("w") as output:
-            app = subprocess.Popen([python, "app.py"], cwd=space, env={**env, "TMPDIR": str(app_temp)},
+            # faulthandler: a hung app dumps every thread's stack into the log on SIGABRT (below). The app gets
+            # Ctrl-C as a terminal delivers it: a shell's background job (`pytest ... &`) ignores SIGINT, and its
+            # children would inherit that.
+            app = subprocess.Popen([python, "-X", "faulthandler", "app.py"], cwd=space,
+                                   env={**env, "TMPDIR": str(app_temp)}, preexec_fn=default_sigint,
                                    stdout=output, stderr=subprocess.STDOUT)
         client = None
         try:
@@ -248,7 +256,7 @@ def test_the_space_installs_offline_in_a_fresh_venv_and_serves_a_prediction(two_
             try:
                 app.wait(timeout=60)
             except subprocess.TimeoutExpired:
-                app.kill()
+                app.send_signal(signal.SIGABRT)
                 app.wait()
         assert app.returncode == 0, log.read_text()[-4000:]
         assert not list(app_temp.glob("aigi_demo_*"))  # the app's downloads folder went at exit
