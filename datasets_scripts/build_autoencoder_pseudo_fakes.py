@@ -51,6 +51,7 @@ from aigi.data.records import load_record_image
 from aigi.data.sources import source_group
 from aigi.data.transforms import center_crop_or_pad
 from aigi.image_io import ImageLoadError
+from aigi.modeling.fiser.modeling_fiser import highpass_residual
 
 GENERATOR = "aigi_kl_f8_vae"
 CROP, TRAIN_CROP = 256, 64
@@ -64,10 +65,6 @@ def small_kl_f8_autoencoder(block_out_channels: tuple[int, ...] = (32, 64, 128, 
         # SD's group norms have 4 channels per group (128 / 32); one channel per group would remove every channel's
         # mean from the first block, the colour of the crop, and the reconstructions come out grey.
         layers_per_block=1, latent_channels=4, norm_num_groups=max(1, block_out_channels[0] // 4), sample_size=CROP)
-
-
-def highpass(pixels: torch.Tensor) -> torch.Tensor:
-    return pixels - F.avg_pool2d(F.pad(pixels, (1, 1, 1, 1), mode="reflect"), 3, stride=1)
 
 
 def choose_photos(records: list, per_source: int, seed: int) -> list:
@@ -110,7 +107,9 @@ def train_autoencoder(photos: np.ndarray, steps: int, seed: int, batch_size: int
         with torch.autocast("cpu", dtype=torch.bfloat16):
             posterior = vae.encode(pixels).latent_dist
             reconstruction = vae.decode(posterior.sample()).sample.float()
-        loss = (F.l1_loss(reconstruction, pixels) + F.l1_loss(highpass(reconstruction), highpass(pixels))
+        # highpass_residual is 4 x (pixels - 3x3 blur); the loss weighs the unscaled residual.
+        loss = (F.l1_loss(reconstruction, pixels)
+                + F.l1_loss(highpass_residual(reconstruction), highpass_residual(pixels)) / 4
                 + 1e-6 * posterior.kl().float().mean())
         optimizer.zero_grad()
         loss.backward()

@@ -161,6 +161,8 @@ def main() -> None:
                              "training photos (the zero-fake variant), or both. Held-out sources are always scored "
                              "on the pool's own images.")
     args = parser.parse_args()
+    if args.fit_fakes != "generators" and args.pseudo_fakes is None:
+        parser.error(f"--fit-fakes {args.fit_fakes} needs --pseudo-fakes")
     output, runs = Path(args.output), Path(args.runs)
     output.mkdir(parents=True, exist_ok=True)
     folds = sorted((runs / "folds").glob("fold_*"), key=lambda path: int(path.name.split("_")[1]))
@@ -193,10 +195,10 @@ def main() -> None:
     def fit_records(records: list) -> list:
         """The records a fit learns from: `records` (a split's training part), with the pseudo-fakes of its photos
         (`--fit-fakes pseudo` or `both`) and without its generator outputs (`pseudo`)."""
-        pseudo = [pseudo_fake_of[record.id] for record in records if record.id in pseudo_fake_of]
-        pseudo = [record for record in pseudo if record.id in feature_of]
         if args.fit_fakes == "generators":
             return records
+        pseudo = [pseudo_fake_of[record.id] for record in records if record.id in pseudo_fake_of]
+        pseudo = [record for record in pseudo if record.id in feature_of]
         if args.fit_fakes == "pseudo":
             return [record for record in records if record.label == 0] + pseudo
         return records + pseudo
