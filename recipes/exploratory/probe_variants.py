@@ -11,6 +11,7 @@ the image-view features):
     python recipes/exploratory/probe_variants.py normalisations BACKBONE     # other scalings of image + highpass
     python recipes/exploratory/probe_variants.py spectral                    # log power spectra, alone and fused
     python recipes/exploratory/probe_variants.py fusion DETECTOR [DETECTOR ...]  # probe + benchmark rows' scores
+    python recipes/exploratory/probe_variants.py robustness BACKBONE         # the two-view probe on re-encoded images
 
 `half`: the image view average-pooled to half resolution; `shuffle32`: 32-px patches of the crop in a fixed random
 order; `npr`: the pixels minus their 2x nearest-neighbour down- and up-sampled copy (NPR's neighbouring-pixel
@@ -18,6 +19,10 @@ relations), `rescale`: the same with bilinear resampling; `augV`: each image aft
 re-encode (`CodecResizeAugment`, seeded per image and V) before the `normalized` protocol, used to fit only (held-out
 images are always the clean ones). `fusion`: the shipped probe's held-out log-odds plus those of `aigi benchmark` rows
 (their fold models' `predictions.csv` under runs/cross_source/eval), summed with fixed weights, nothing fitted.
+`robustness`: the two-view (image + highpass) probe fitted on the clean training images, scored on held-out images of
+which one class or both went through the `aug0` resize + re-encode first: how much it leans on the compression
+history that separates the pool's classes (real photos were JPEGs, most fakes PNGs), and what fitting on the
+augmented copies too buys back.
 `spectral`: the grey image's log power spectrum as 32 radial bins, a 16 x 16 grid
 of the centred spectrum and the peaks at multiples of 1/8 of the sampling rate (GAN upsampling traces).
 """
@@ -95,9 +100,13 @@ VIEW_INPUTS = {"highpass": highpass_residual, "half": lambda pixels: torch.nn.fu
                "rescale": lambda pixels: rescale_residual(pixels, "bilinear")}
 
 
+def all_records() -> list:
+    return list({r.id: r for s in splits().values() for part in ("train", "held_out")
+                 for r in load_detection_records(str(s / f"{part}.csv"))}.values())
+
+
 def compute_features(variant: str, backbone: str) -> None:
-    records = list({r.id: r for s in splits().values() for part in ("train", "held_out")
-                    for r in load_detection_records(str(s / f"{part}.csv"))}.values())
+    records = all_records()
     encoder, processor = recipe.frozen_encoder(backbone, 256, ["image"])
     if variant.startswith("aug"):
         images, ids = augmented_images(records, int(variant[3:]))
@@ -120,13 +129,16 @@ def load_features(name: str, default_ids: list[str]) -> dict[str, np.ndarray]:
                     np.load(CACHE / f"features_{name}.npy")))
 
 
-def cross_source(label: str, test_features: dict, fit, extra_train: list[dict] = (), clean_in_fit: bool = True):
-    """Fit on each split's training sources, score its held-out ones, print the summary line."""
+def cross_source(label: str, test_features: dict, fit, extra_train: list[dict] = (), clean_in_fit: bool = True,
+                 fit_features: dict | None = None):
+    """Fit on each split's training sources (their `fit_features`, default `test_features`), score its held-out
+    ones, print the summary line."""
+    fit_features = test_features if fit_features is None else fit_features
     predictions = {}
     for name, split in splits().items():
         train = [r for r in load_detection_records(str(split / "train.csv")) if r.id in test_features]
         held = [r for r in load_detection_records(str(split / "held_out.csv")) if r.id in test_features]
-        views = ([test_features] if clean_in_fit else []) + list(extra_train)
+        views = ([fit_features] if clean_in_fit else []) + list(extra_train)
         features = np.concatenate([np.stack([view[r.id] for r in train]) for view in views])
         labels = np.tile([r.label for r in train], len(views))
         logits = fit(features, labels, np.stack([test_features[r.id] for r in held]), train * len(views))
@@ -302,6 +314,24 @@ def compare_fusions(detectors: list[str]) -> None:
               + " ".join(f"{fold['auroc']:.3f}" for fold in summary["per_fold"]), flush=True)
 
 
+def compare_robustness(backbone: str, ids: list[str]) -> None:
+    """Held-out scores of the clean and the augmented-too fits when the fakes, the reals or both are re-encoded."""
+    encoder, processor = recipe.frozen_encoder(backbone, 256, ["image", "highpass"])
+    clean = load_features(f"{backbone}_normalized_256_image+highpass", ids)
+    records = all_records()
+    fake_ids = {r.id for r in records if r.label == 1}
+    augmented_images_, augmented_ids = augmented_images(records, 0)
+    augmented = dict(zip(augmented_ids, recipe.stage_features(
+        encoder, processor, augmented_images_, f"{backbone}_aug0_256_image+highpass", CACHE)))
+    clean = {k: v for k, v in clean.items() if k in augmented}
+    fit = logistic(0.001)
+    for name, extra, in_fit in (("clean fit", [], True), ("clean + augmented fit", [augmented], True)):
+        for label, reals, fakes in (("clean", clean, clean), ("fakes re-encoded", clean, augmented),
+                                    ("reals re-encoded", augmented, clean), ("both re-encoded", augmented, augmented)):
+            test = {k: (fakes if k in fake_ids else reals)[k] for k in clean}
+            cross_source(f"{name}, held out {label}", test, fit, extra, clean_in_fit=in_fit, fit_features=clean)
+
+
 def main() -> None:
     torch.set_num_threads(1)
     command, *rest = sys.argv[1:]
@@ -310,6 +340,9 @@ def main() -> None:
         return
     if command == "features":
         compute_features(*rest)
+        return
+    if command == "robustness":
+        compare_robustness(rest[0], json.loads((CACHE / "normalized_images.json").read_text())["ids"])
         return
     if command == "spectral":
         compare_spectral(json.loads((CACHE / "normalized_images.json").read_text())["ids"])
