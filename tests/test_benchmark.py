@@ -107,3 +107,15 @@ def test_a_second_run_reuses_everything_on_disk(benchmark_run):
     assert (weights.stat().st_mtime_ns, metrics.stat().st_mtime_ns) == stamps
     after = json.loads((root / "results" / "results.json").read_text())
     assert after["detectors"][:2] == before["detectors"][:2]
+
+
+def test_a_config_sharing_the_runs_copies_only_its_own_reports(benchmark_run):
+    root, config_file = benchmark_run
+    config = yaml.safe_load(config_file.read_text())
+    config["results_dir"] = str(root / "results_cnn_only")
+    other = root / "cnn_only.yaml"
+    other.write_text(yaml.safe_dump(config, sort_keys=False))
+    assert main(["benchmark", "--config", str(other), "--only", "cnn"]) == 0
+    copied = {path.name for path in (root / "results_cnn_only" / "eval").iterdir()}
+    assert copied == {"cnn", "cnn_zero_fake"}
+    assert {"fiser", "fiser_zero_fake"} <= {path.name for path in (root / "runs" / "eval").iterdir()}

@@ -451,12 +451,14 @@ class Benchmark:
         return results
 
     def copy_reports(self) -> None:
-        """The JSON and Markdown reports of every evaluation into results_dir/eval/ (predictions and plots stay in
-        output_dir)."""
+        """The JSON and Markdown reports of this config's evaluations into results_dir/eval/ (predictions and plots
+        stay in output_dir, which other configs may share)."""
         if self.results_dir == self.output_dir:
             return
+        names = {entry.name for entry in self.entries}
         for report in sorted((self.output_dir / "eval").rglob("*")):
-            if report.suffix in (".json", ".md"):
+            evaluation = report.relative_to(self.output_dir / "eval").parts[0]
+            if report.suffix in (".json", ".md") and evaluation.split("__")[0] in names:
                 target = self.results_dir / report.relative_to(self.output_dir)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(report, target)
