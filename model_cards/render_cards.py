@@ -118,6 +118,24 @@ def probe_training_data(summary_file: Path) -> str | None:
             "(`recipes/frozen_probe_cross_source.py`).")
 
 
+def robustness_lines(results_dir: Path) -> list[str]:
+    """The probe's held-out AUROC when files were re-encoded (recipes/exploratory/probe_variants.py robustness), when
+    `robustness.json` measured this probe's own configuration."""
+    file, summary_file = results_dir / "robustness.json", results_dir / "default_detector" / "summary.json"
+    if not (file.is_file() and summary_file.is_file()):
+        return []
+    robustness, summary = json.loads(file.read_text()), json.loads(summary_file.read_text())
+    if any(summary.get(key) != value for key, value in robustness["probe"].items()):
+        return []
+    measured = robustness["results"]["clean"]
+    names = {"clean": "clean", "fakes_reencoded": "fakes re-encoded", "reals_reencoded": "photos re-encoded",
+             "both_reencoded": "both re-encoded"}
+    return [f"- Re-encoded files (`{robustness['command']}`; {robustness['reencode']}): mean AUROC "
+            + ", ".join(f"{names[key]} {values['mean_auroc']:.3f}" for key, values in measured.items())
+            + ". Part of what the probe ranks by is a file's history; expect the lower figures on resized or "
+            "recompressed images."]
+
+
 def cross_source_section(record: dict) -> str:
     """The default detector's cross-source figures (per fold, out of fold at its threshold, per family, holdouts)."""
     choice, summary = record["default_detector"], record["results"]["cross_source"]
@@ -143,6 +161,7 @@ def cross_source_section(record: dict) -> str:
         lines.append(f"- `{name}` held out as a whole (with every source group it shares): AUROC "
                      f"{values['auroc']:.3f}, real accuracy {values['real_acc']:.3f}, fake accuracy "
                      f"{values['fake_acc']:.3f} at the shipped threshold.")
+    lines += robustness_lines(Path(record["results_file"]).parent)
     lines += ["", "The shipped weights are the same recipe trained on the whole pool; the fold models only measure. "
               "All detectors and arms: `results/cross_source/cross_source.md`.", ""]
     return "\n".join(lines)

@@ -130,9 +130,9 @@ def load_features(name: str, default_ids: list[str]) -> dict[str, np.ndarray]:
 
 
 def cross_source(label: str, test_features: dict, fit, extra_train: list[dict] = (), clean_in_fit: bool = True,
-                 fit_features: dict | None = None):
+                 fit_features: dict | None = None) -> dict:
     """Fit on each split's training sources (their `fit_features`, default `test_features`), score its held-out
-    ones, print the summary line."""
+    ones, print the summary line and return its figures."""
     fit_features = test_features if fit_features is None else fit_features
     predictions = {}
     for name, split in splits().items():
@@ -149,6 +149,9 @@ def cross_source(label: str, test_features: dict, fit, extra_train: list[dict] =
           + " ".join(f"{fold['auroc']:.3f}" for fold in summary["per_fold"])
           + f" pooled {summary['pooled']['auroc']:.3f} fake_acc {summary['pooled']['fake_acc']:.3f}"
           + f" external2 {external2:.3f}", flush=True)
+    return {"mean_auroc": summary["mean_auroc"], "per_fold_auroc": [fold["auroc"] for fold in summary["per_fold"]],
+            "pooled_auroc": summary["pooled"]["auroc"], "fake_acc_at_5fpr": summary["pooled"]["fake_acc"],
+            "external2_auroc": external2}
 
 
 def standardised(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -314,8 +317,13 @@ def compare_fusions(detectors: list[str]) -> None:
               + " ".join(f"{fold['auroc']:.3f}" for fold in summary["per_fold"]), flush=True)
 
 
+ROBUSTNESS_FILE = Path("results/cross_source_frozen_probe_lite0_highpass/robustness.json")
+
+
 def compare_robustness(backbone: str, ids: list[str]) -> None:
-    """Held-out scores of the clean and the augmented-too fits when the fakes, the reals or both are re-encoded."""
+    """Held-out scores of the clean and the augmented-too fits when the fakes, the reals or both are re-encoded;
+    written to ROBUSTNESS_FILE (the shipped probe's configuration: image + highpass, C 0.001, source-balanced),
+    which model_cards/render_cards.py quotes in the default detector's card."""
     encoder, processor = recipe.frozen_encoder(backbone, 256, ["image", "highpass"])
     clean = load_features(f"{backbone}_normalized_256_image+highpass", ids)
     records = all_records()
@@ -324,12 +332,21 @@ def compare_robustness(backbone: str, ids: list[str]) -> None:
     augmented = dict(zip(augmented_ids, recipe.stage_features(
         encoder, processor, augmented_images_, f"{backbone}_aug0_256_image+highpass", CACHE)))
     clean = {k: v for k, v in clean.items() if k in augmented}
-    fit = logistic(0.001)
-    for name, extra, in_fit in (("clean fit", [], True), ("clean + augmented fit", [augmented], True)):
-        for label, reals, fakes in (("clean", clean, clean), ("fakes re-encoded", clean, augmented),
-                                    ("reals re-encoded", augmented, clean), ("both re-encoded", augmented, augmented)):
+    results = {}
+    for fit_name, extra in (("clean", []), ("clean_and_reencoded", [augmented])):
+        for held_out, reals, fakes in (("clean", clean, clean), ("fakes_reencoded", clean, augmented),
+                                       ("reals_reencoded", augmented, clean), ("both_reencoded", augmented, augmented)):
             test = {k: (fakes if k in fake_ids else reals)[k] for k in clean}
-            cross_source(f"{name}, held out {label}", test, fit, extra, clean_in_fit=in_fit, fit_features=clean)
+            results.setdefault(fit_name, {})[held_out] = cross_source(
+                f"{fit_name} fit, held out {held_out}", test, logistic(0.001), extra, fit_features=clean)
+    ROBUSTNESS_FILE.write_text(json.dumps({
+        "command": f"python recipes/exploratory/probe_variants.py robustness {backbone}",
+        "probe": {"backbone": backbone, "input_views": ["image", "highpass"], "logistic_c": 0.001,
+                  "weighting": "source", "protocol": "normalized"},
+        "reencode": "CodecResizeAugment seeded per image (aug0): random resize 0.5-1.5x, JPEG/WebP q60-100, "
+                    "before the protocol",
+        "results": results,
+    }, indent=2) + "\n")
 
 
 def main() -> None:
