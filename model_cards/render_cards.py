@@ -130,7 +130,7 @@ def robustness_lines(results_dir: Path) -> list[str]:
     measured = robustness["results"]["clean"]
     names = {"clean": "clean", "fakes_reencoded": "fakes re-encoded", "reals_reencoded": "photos re-encoded",
              "both_reencoded": "both re-encoded"}
-    return [f"- Re-encoded files (`{robustness['command']}`; {robustness['reencode']}): mean AUROC "
+    return [f"- Re-encoded files (`{robustness['command']}`; {robustness['reencode']}): mean cross-source AUROC "
             + ", ".join(f"{names[key]} {values['mean_auroc']:.3f}" for key, values in measured.items())
             + ". Part of what the probe ranks by is a file's history; expect the lower figures on resized or "
             "recompressed images."]

@@ -3,7 +3,8 @@
 # recipes/cross_source.yaml, its stage I (DAIR) and stage II (signature extractor) trained on the real photos of that
 # fold's training sources only, so no held-out photo shapes them; then `aigi benchmark --config
 # recipes/gensign_cross_source.yaml`, which trains the dual-stream detector on the fold's training sources (RGB stream
-# EfficientNet-Lite0 from ImageNet and from scratch) and scores its held-out sources. Results: results/cross_source_gensign/.
+# EfficientNet-Lite0 from ImageNet and from scratch) and scores its held-out sources.
+# Results: results/cross_source_gensign/.
 # Usage: bash recipes/gensign_cross_source.sh [components|benchmark|all]   (default all; both stages are resumable)
 set -euo pipefail
 PYTHON=${PYTHON:-.venv/bin/python}

@@ -317,13 +317,10 @@ def compare_fusions(detectors: list[str]) -> None:
               + " ".join(f"{fold['auroc']:.3f}" for fold in summary["per_fold"]), flush=True)
 
 
-ROBUSTNESS_FILE = Path("results/cross_source_frozen_probe_lite0_highpass/robustness.json")
-
-
 def compare_robustness(backbone: str, ids: list[str]) -> None:
     """Held-out scores of the clean and the augmented-too fits when the fakes, the reals or both are re-encoded;
-    written to ROBUSTNESS_FILE (the shipped probe's configuration: image + highpass, C 0.001, source-balanced),
-    which model_cards/render_cards.py quotes in the default detector's card."""
+    written to `robustness.json` beside the two-view probe's results (the shipped probe's configuration: image +
+    highpass, C 0.001, source-balanced), which model_cards/render_cards.py quotes in the default detector's card."""
     encoder, processor = recipe.frozen_encoder(backbone, 256, ["image", "highpass"])
     clean = load_features(f"{backbone}_normalized_256_image+highpass", ids)
     records = all_records()
@@ -339,7 +336,8 @@ def compare_robustness(backbone: str, ids: list[str]) -> None:
             test = {k: (fakes if k in fake_ids else reals)[k] for k in clean}
             results.setdefault(fit_name, {})[held_out] = cross_source(
                 f"{fit_name} fit, held out {held_out}", test, logistic(0.001), extra, fit_features=clean)
-    ROBUSTNESS_FILE.write_text(json.dumps({
+    output = Path(f"results/cross_source_frozen_probe_{backbone.removeprefix('efficientnet_')}_highpass")
+    (output / "robustness.json").write_text(json.dumps({
         "command": f"python recipes/exploratory/probe_variants.py robustness {backbone}",
         "probe": {"backbone": backbone, "input_views": ["image", "highpass"], "logistic_c": 0.001,
                   "weighting": "source", "protocol": "normalized"},
