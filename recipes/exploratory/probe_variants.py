@@ -12,6 +12,10 @@ the image-view features):
     python recipes/exploratory/probe_variants.py spectral                    # log power spectra, alone and fused
     python recipes/exploratory/probe_variants.py fusion DETECTOR [DETECTOR ...]  # probe + benchmark rows' scores
     python recipes/exploratory/probe_variants.py robustness BACKBONE         # the two-view probe on re-encoded images
+    python recipes/exploratory/probe_variants.py padding                     # shipped probe without padded fakes
+    python recipes/exploratory/probe_variants.py features gram BACKBONE      # early stages' channel correlations
+    python recipes/exploratory/probe_variants.py gram BACKBONE               # the two views + those correlations
+    python recipes/exploratory/probe_variants.py svm BACKBONE                # RBF SVM on the two views' features
 
 `half`: the image view average-pooled to half resolution; `shuffle32`: 32-px patches of the crop in a fixed random
 order; `npr`: the pixels minus their 2x nearest-neighbour down- and up-sampled copy (NPR's neighbouring-pixel
@@ -39,6 +43,7 @@ import torch
 from PIL import Image
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
+from sklearn.svm import SVC
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
@@ -121,6 +126,59 @@ def compute_features(variant: str, backbone: str) -> None:
         with torch.inference_mode():
             chunks.append(encoder.image_features(transform(pixels)).float().numpy())
     np.save(CACHE / f"features_{backbone}_{variant}_256.npy", np.concatenate(chunks))
+
+
+def channel_correlations(stage: torch.Tensor) -> torch.Tensor:
+    """The upper triangle of each image's channel correlation matrix over the stage's positions (Gram-Net's texture
+    statistics, invariant to each channel's scale): `[batch, channels x (channels - 1) / 2]`."""
+    flat = stage.flatten(2).float()
+    flat = flat - flat.mean(-1, keepdim=True)
+    flat = flat / flat.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+    rows, cols = torch.triu_indices(stage.shape[1], stage.shape[1], offset=1)
+    return (flat @ flat.transpose(1, 2))[:, rows, cols]
+
+
+def compute_gram_features(backbone: str, stages: int = 3) -> None:
+    """Channel correlations of the first `stages` stages of the image and high-pass views, cached per view."""
+    records = all_records()
+    encoder, processor = recipe.frozen_encoder(backbone, 256, ["image"])
+    images, _, _ = recipe.protocol_images(records, "normalized", CACHE)
+    for view, transform in (("image", lambda pixels: pixels), ("highpass", highpass_residual)):
+        chunks = []
+        for start in tqdm(range(0, len(images), 32), desc=f"gram {view}"):
+            batch = [Image.fromarray(np.ascontiguousarray(array)) for array in images[start:start + 32]]
+            pixels = transform(one_crop_pixel_values(processor, batch))
+            with torch.inference_mode():
+                maps = encoder.encoder.forward_intermediates(pixels, intermediates_only=True, stop_early=True,
+                                                             indices=list(range(stages)))
+                chunks.append(torch.cat([channel_correlations(stage) for stage in maps], 1).numpy())
+        np.save(CACHE / f"features_{backbone}_gram_{view}_256.npy", np.concatenate(chunks))
+
+
+def rbf_svm(c: float):
+    """A source-balanced RBF SVM on the standardised features, gamma 1 / their dimension."""
+    def fit(train, labels, test, records):
+        train, test = standardised(train, test)
+        model = SVC(C=c, gamma=1.0 / train.shape[1]).fit(train, labels, sample_weight=source_balanced_weights(records))
+        return model.decision_function(test)
+    return fit
+
+
+def compare_gram(backbone: str, ids: list[str]) -> None:
+    """The shipped two-view features with the early stages' channel correlations of either view or both."""
+    shipped = load_features(f"{backbone}_normalized_256_image+highpass", ids)
+    grams = {view: load_features(f"{backbone}_gram_{view}_256", ids) for view in ("image", "highpass")}
+    unit = {view: {k: v / np.linalg.norm(v) for k, v in gram.items()} for view, gram in grams.items()}
+    candidates = {
+        "gram image+highpass alone": {k: np.concatenate([unit["image"][k], unit["highpass"][k]]) for k in ids},
+        "shipped + gram highpass": {k: np.concatenate([shipped[k], unit["highpass"][k]]) for k in ids},
+        "shipped + gram image+highpass": {k: np.concatenate([shipped[k], unit["image"][k], unit["highpass"][k]])
+                                          for k in ids},
+    }
+    cross_source("shipped two views C0.001", shipped, logistic(0.001))
+    for name, features in candidates.items():
+        for c in (0.0003, 0.001, 0.003):
+            cross_source(f"{name} C{c}", features, logistic(c))
 
 
 def load_features(name: str, default_ids: list[str]) -> dict[str, np.ndarray]:
@@ -317,6 +375,30 @@ def compare_fusions(detectors: list[str]) -> None:
               + " ".join(f"{fold['auroc']:.3f}" for fold in summary["per_fold"]), flush=True)
 
 
+def compare_padding() -> None:
+    """The shipped probe's held-out folds with and without the fakes smaller than 256 px (external2's 192 and 128-px
+    GAN and SD outputs), which the `normalized` protocol reflect-pads while no real photo of the pool is padded: does
+    the probe rank by the padding?"""
+    small = set()
+    for record in all_records():
+        with Image.open(record.image) as image:
+            if min(image.size) < 256:
+                small.add(str(Path(record.image).resolve()))
+    for name, keep in (("every held-out image", lambda label, padded: True),
+                       ("without the padded fakes", lambda label, padded: not padded),
+                       ("padded fakes only", lambda label, padded: label == 0 or padded)):
+        predictions = []
+        for k in range(5):
+            with open(PROBE_PREDICTIONS / f"fold{k}.csv", newline="") as handle:
+                rows = [row for row in csv.DictReader(handle)
+                        if keep(int(row["label"]), str(Path(row["id"]).resolve()) in small)]
+            predictions.append((np.array([int(row["label"]) for row in rows]),
+                                np.array([float(row["score"]) for row in rows]), [row["generator"] for row in rows]))
+        summary = summarise_folds(predictions)
+        print(f"{name:24s} mean {summary['mean_auroc']:.3f} folds "
+              + " ".join(f"{fold['auroc']:.3f} ({fold['fakes']} fakes)" for fold in summary["per_fold"]))
+
+
 def compare_robustness(backbone: str, ids: list[str]) -> None:
     """Held-out scores of the clean and the augmented-too fits when the fakes, the reals or both are re-encoded;
     written to `robustness.json` beside the two-view probe's results (the shipped probe's configuration: image +
@@ -353,8 +435,20 @@ def main() -> None:
     if command == "fusion":
         compare_fusions(rest)
         return
+    if command == "padding":
+        compare_padding()
+        return
     if command == "features":
-        compute_features(*rest)
+        (compute_gram_features if rest[0] == "gram" else compute_features)(*rest[rest[0] == "gram":])
+        return
+    if command == "gram":
+        compare_gram(rest[0], json.loads((CACHE / "normalized_images.json").read_text())["ids"])
+        return
+    if command == "svm":
+        ids = json.loads((CACHE / "normalized_images.json").read_text())["ids"]
+        features = load_features(f"{rest[0]}_normalized_256_image+highpass", ids)
+        for c in (0.1, 1.0, 10.0):
+            cross_source(f"image + highpass, RBF SVM C{c}", features, rbf_svm(c))
         return
     if command == "robustness":
         compare_robustness(rest[0], json.loads((CACHE / "normalized_images.json").read_text())["ids"])
