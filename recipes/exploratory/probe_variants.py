@@ -128,6 +128,40 @@ def compute_features(variant: str, backbone: str) -> None:
     np.save(CACHE / f"features_{backbone}_{variant}_256.npy", np.concatenate(chunks))
 
 
+def compute_stem1_features(backbone: str, view: str, crop: int) -> None:
+    """Stage statistics of one view of the centre `crop` px with the encoder's stem convolution at stride 1 instead
+    of 2 (Gragnaniello et al. 2021: the first downsampling discards the pixel-level traces), cached."""
+    records = all_records()
+    encoder, processor = recipe.frozen_encoder(backbone, 256, ["image"])
+    encoder.encoder.conv_stem.stride = (1, 1)
+    images, _, _ = recipe.protocol_images(records, "normalized", CACHE)
+    transform, margin = {"image": lambda pixels: pixels, "highpass": highpass_residual}[view], (256 - crop) // 2
+    chunks = []
+    for start in tqdm(range(0, len(images), 32), desc=f"stem1 {view} {crop}"):
+        batch = [Image.fromarray(np.ascontiguousarray(array)) for array in images[start:start + 32]]
+        pixels = transform(one_crop_pixel_values(processor, batch))[:, :, margin:margin + crop, margin:margin + crop]
+        with torch.inference_mode():
+            chunks.append(encoder.image_features(pixels).float().numpy())
+    np.save(CACHE / f"features_{backbone}_stem1_{view}{crop}_256.npy", np.concatenate(chunks))
+
+
+def compare_stem1(backbone: str, ids: list[str]) -> None:
+    """The shipped two views against variants whose high-pass (or image) view is seen with a stride-1 stem."""
+    image = load_features(f"{backbone}_normalized_256", ids)
+    highpass = load_features(f"{backbone}_highpass_256", ids)
+    stem1 = {path.stem.split("_stem1_")[1].removesuffix("_256"): load_features(path.stem.removeprefix("features_"), ids)
+             for path in sorted(CACHE.glob(f"features_{backbone}_stem1_*_256.npy"))}
+    candidates = {"shipped image + highpass": {k: np.concatenate([image[k], highpass[k]]) for k in ids}}
+    for name, features in stem1.items():
+        candidates[f"stem1 {name} alone"] = features
+        candidates[f"image + stem1 {name}"] = {k: np.concatenate([image[k], features[k]]) for k in ids}
+        candidates[f"image + highpass + stem1 {name}"] = {k: np.concatenate([image[k], highpass[k], features[k]])
+                                                          for k in ids}
+    for name, features in candidates.items():
+        for c in (0.0003, 0.001, 0.003):
+            cross_source(f"{name} C{c}", features, logistic(c))
+
+
 def channel_correlations(stage: torch.Tensor) -> torch.Tensor:
     """The upper triangle of each image's channel correlation matrix over the stage's positions (Gram-Net's texture
     statistics, invariant to each channel's scale): `[batch, channels x (channels - 1) / 2]`."""
@@ -439,7 +473,13 @@ def main() -> None:
         compare_padding()
         return
     if command == "features":
-        (compute_gram_features if rest[0] == "gram" else compute_features)(*rest[rest[0] == "gram":])
+        if rest[0] == "stem1":
+            compute_stem1_features(rest[1], rest[2], int(rest[3]))
+        else:
+            (compute_gram_features if rest[0] == "gram" else compute_features)(*rest[rest[0] == "gram":])
+        return
+    if command == "stem1":
+        compare_stem1(rest[0], json.loads((CACHE / "normalized_images.json").read_text())["ids"])
         return
     if command == "gram":
         compare_gram(rest[0], json.loads((CACHE / "normalized_images.json").read_text())["ids"])
