@@ -16,6 +16,7 @@ the image-view features):
     python recipes/exploratory/probe_variants.py features gram BACKBONE      # early stages' channel correlations
     python recipes/exploratory/probe_variants.py gram BACKBONE               # the two views + those correlations
     python recipes/exploratory/probe_variants.py svm BACKBONE                # RBF SVM on the two views' features
+    python recipes/exploratory/probe_variants.py ensemble BACKBONE BACKBONE  # mean logit of two-view probes
 
 `half`: the image view average-pooled to half resolution; `shuffle32`: 32-px patches of the crop in a fixed random
 order; `npr`: the pixels minus their 2x nearest-neighbour down- and up-sampled copy (NPR's neighbouring-pixel
@@ -196,6 +197,18 @@ def rbf_svm(c: float):
         model = SVC(C=c, gamma=1.0 / train.shape[1]).fit(train, labels, sample_weight=source_balanced_weights(records))
         return model.decision_function(test)
     return fit
+
+
+def compare_ensemble(backbones: list[str], ids: list[str]) -> None:
+    """The mean of the two-view probes' held-out logits over several encoders, each fitted as shipped."""
+    features = [load_features(f"{backbone}_normalized_256_image+highpass", ids) for backbone in backbones]
+    bounds = np.cumsum([0] + [view[ids[0]].shape[0] for view in features])
+
+    def fit(train, labels, test, records):
+        return np.mean([logistic(0.001)(train[:, start:end], labels, test[:, start:end], records)
+                        for start, end in zip(bounds[:-1], bounds[1:])], axis=0)
+    cross_source(f"mean logit of {' + '.join(backbones)}", {k: np.concatenate([f[k] for f in features]) for k in ids},
+                 fit)
 
 
 def compare_gram(backbone: str, ids: list[str]) -> None:
@@ -483,6 +496,9 @@ def main() -> None:
         return
     if command == "gram":
         compare_gram(rest[0], json.loads((CACHE / "normalized_images.json").read_text())["ids"])
+        return
+    if command == "ensemble":
+        compare_ensemble(rest, json.loads((CACHE / "normalized_images.json").read_text())["ids"])
         return
     if command == "svm":
         ids = json.loads((CACHE / "normalized_images.json").read_text())["ids"]
