@@ -106,6 +106,16 @@ VIEW_INPUTS = {"highpass": highpass_residual, "half": lambda pixels: torch.nn.fu
                "rescale": lambda pixels: rescale_residual(pixels, "bilinear")}
 
 
+def view_features(images: np.ndarray, processor, features, desc: str) -> np.ndarray:
+    """`features(pixel_values)` of every image, 32 at a time, as one float array."""
+    chunks = []
+    for start in tqdm(range(0, len(images), 32), desc=desc):
+        batch = [Image.fromarray(np.ascontiguousarray(array)) for array in images[start:start + 32]]
+        with torch.inference_mode():
+            chunks.append(features(one_crop_pixel_values(processor, batch)).float().numpy())
+    return np.concatenate(chunks)
+
+
 def all_records() -> list:
     return list({r.id: r for s in splits().values() for part in ("train", "held_out")
                  for r in load_detection_records(str(s / f"{part}.csv"))}.values())
@@ -120,13 +130,8 @@ def compute_features(variant: str, backbone: str) -> None:
     else:
         images, _, _ = recipe.protocol_images(records, "normalized", CACHE)
     transform = VIEW_INPUTS.get(variant, lambda pixels: pixels)
-    chunks = []
-    for start in tqdm(range(0, len(images), 32), desc=variant):
-        batch = [Image.fromarray(np.ascontiguousarray(array)) for array in images[start:start + 32]]
-        pixels = one_crop_pixel_values(processor, batch)
-        with torch.inference_mode():
-            chunks.append(encoder.image_features(transform(pixels)).float().numpy())
-    np.save(CACHE / f"features_{backbone}_{variant}_256.npy", np.concatenate(chunks))
+    np.save(CACHE / f"features_{backbone}_{variant}_256.npy",
+            view_features(images, processor, lambda pixels: encoder.image_features(transform(pixels)), variant))
 
 
 def compute_stem1_features(backbone: str, view: str, crop: int) -> None:
@@ -137,13 +142,11 @@ def compute_stem1_features(backbone: str, view: str, crop: int) -> None:
     encoder.encoder.conv_stem.stride = (1, 1)
     images, _, _ = recipe.protocol_images(records, "normalized", CACHE)
     transform, margin = {"image": lambda pixels: pixels, "highpass": highpass_residual}[view], (256 - crop) // 2
-    chunks = []
-    for start in tqdm(range(0, len(images), 32), desc=f"stem1 {view} {crop}"):
-        batch = [Image.fromarray(np.ascontiguousarray(array)) for array in images[start:start + 32]]
-        pixels = transform(one_crop_pixel_values(processor, batch))[:, :, margin:margin + crop, margin:margin + crop]
-        with torch.inference_mode():
-            chunks.append(encoder.image_features(pixels).float().numpy())
-    np.save(CACHE / f"features_{backbone}_stem1_{view}{crop}_256.npy", np.concatenate(chunks))
+
+    def features(pixels):
+        return encoder.image_features(transform(pixels)[:, :, margin:margin + crop, margin:margin + crop])
+    np.save(CACHE / f"features_{backbone}_stem1_{view}{crop}_256.npy",
+            view_features(images, processor, features, f"stem1 {view} {crop}"))
 
 
 def compare_stem1(backbone: str, ids: list[str]) -> None:
@@ -179,15 +182,12 @@ def compute_gram_features(backbone: str, stages: int = 3) -> None:
     encoder, processor = recipe.frozen_encoder(backbone, 256, ["image"])
     images, _, _ = recipe.protocol_images(records, "normalized", CACHE)
     for view, transform in (("image", lambda pixels: pixels), ("highpass", highpass_residual)):
-        chunks = []
-        for start in tqdm(range(0, len(images), 32), desc=f"gram {view}"):
-            batch = [Image.fromarray(np.ascontiguousarray(array)) for array in images[start:start + 32]]
-            pixels = transform(one_crop_pixel_values(processor, batch))
-            with torch.inference_mode():
-                maps = encoder.encoder.forward_intermediates(pixels, intermediates_only=True, stop_early=True,
-                                                             indices=list(range(stages)))
-                chunks.append(torch.cat([channel_correlations(stage) for stage in maps], 1).numpy())
-        np.save(CACHE / f"features_{backbone}_gram_{view}_256.npy", np.concatenate(chunks))
+        def features(pixels):
+            maps = encoder.encoder.forward_intermediates(transform(pixels), intermediates_only=True, stop_early=True,
+                                                         indices=list(range(stages)))
+            return torch.cat([channel_correlations(stage) for stage in maps], 1)
+        np.save(CACHE / f"features_{backbone}_gram_{view}_256.npy",
+                view_features(images, processor, features, f"gram {view}"))
 
 
 def rbf_svm(c: float):
@@ -197,6 +197,12 @@ def rbf_svm(c: float):
         model = SVC(C=c, gamma=1.0 / train.shape[1]).fit(train, labels, sample_weight=source_balanced_weights(records))
         return model.decision_function(test)
     return fit
+
+
+def compare_svm(backbone: str, ids: list[str]) -> None:
+    features = load_features(f"{backbone}_normalized_256_image+highpass", ids)
+    for c in (0.1, 1.0, 10.0):
+        cross_source(f"image + highpass, RBF SVM C{c}", features, rbf_svm(c))
 
 
 def compare_ensemble(backbones: list[str], ids: list[str]) -> None:
@@ -479,41 +485,32 @@ def compare_robustness(backbone: str, ids: list[str]) -> None:
 def main() -> None:
     torch.set_num_threads(1)
     command, *rest = sys.argv[1:]
+    if command == "features":
+        if rest[0] == "stem1":
+            compute_stem1_features(rest[1], rest[2], int(rest[3]))
+        elif rest[0] == "gram":
+            compute_gram_features(rest[1])
+        else:
+            compute_features(*rest)
+        return
     if command == "fusion":
         compare_fusions(rest)
         return
     if command == "padding":
         compare_padding()
         return
-    if command == "features":
-        if rest[0] == "stem1":
-            compute_stem1_features(rest[1], rest[2], int(rest[3]))
-        else:
-            (compute_gram_features if rest[0] == "gram" else compute_features)(*rest[rest[0] == "gram":])
-        return
-    if command == "stem1":
-        compare_stem1(rest[0], json.loads((CACHE / "normalized_images.json").read_text())["ids"])
-        return
-    if command == "gram":
-        compare_gram(rest[0], json.loads((CACHE / "normalized_images.json").read_text())["ids"])
-        return
+    ids = json.loads((CACHE / "normalized_images.json").read_text())["ids"]
     if command == "ensemble":
-        compare_ensemble(rest, json.loads((CACHE / "normalized_images.json").read_text())["ids"])
-        return
-    if command == "svm":
-        ids = json.loads((CACHE / "normalized_images.json").read_text())["ids"]
-        features = load_features(f"{rest[0]}_normalized_256_image+highpass", ids)
-        for c in (0.1, 1.0, 10.0):
-            cross_source(f"image + highpass, RBF SVM C{c}", features, rbf_svm(c))
-        return
-    if command == "robustness":
-        compare_robustness(rest[0], json.loads((CACHE / "normalized_images.json").read_text())["ids"])
+        compare_ensemble(rest, ids)
         return
     if command == "spectral":
-        compare_spectral(json.loads((CACHE / "normalized_images.json").read_text())["ids"])
+        compare_spectral(ids)
         return
     backbone = rest[0]
-    ids = json.loads((CACHE / "normalized_images.json").read_text())["ids"]
+    commands = {"stem1": compare_stem1, "gram": compare_gram, "svm": compare_svm, "robustness": compare_robustness}
+    if command in commands:
+        commands[command](backbone, ids)
+        return
     image = load_features(f"{backbone}_normalized_256", ids)
     if command == "heads":
         for c in (0.001, 0.003, 0.01):
