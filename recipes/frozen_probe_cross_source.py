@@ -93,18 +93,24 @@ def protocol_images(records: list, protocol: str, cache: Path | None,
     return images, ids, failures
 
 
+def batched_features(images: np.ndarray, processor: FiSeRImageProcessor, features, desc: str,
+                     batch_size: int = 32) -> np.ndarray:
+    """`features(pixel_values)` of every image (the processor's one crop), `batch_size` at a time, as one array."""
+    chunks = []
+    for start in tqdm(range(0, len(images), batch_size), desc=desc, unit="batch"):
+        batch = [Image.fromarray(np.ascontiguousarray(array)) for array in images[start:start + batch_size]]
+        with torch.inference_mode():
+            chunks.append(features(one_crop_pixel_values(processor, batch)).float().numpy())
+    return np.concatenate(chunks)
+
+
 def stage_features(encoder: FiSeRModel, processor: FiSeRImageProcessor, images: np.ndarray, name: str,
                    cache: Path | None, batch_size: int = 32) -> np.ndarray:
     """The frozen encoder's pooled stage features of `images`, from `cache` when it holds them under `name`."""
     path = cache / f"features_{name}.npy" if cache is not None else None
     if path is not None and path.is_file():
         return np.load(path)
-    chunks = []
-    for start in tqdm(range(0, len(images), batch_size), desc=f"{name} features", unit="batch"):
-        batch = [Image.fromarray(np.ascontiguousarray(array)) for array in images[start:start + batch_size]]
-        with torch.inference_mode():
-            chunks.append(encoder.image_features(one_crop_pixel_values(processor, batch)).float().numpy())
-    features = np.concatenate(chunks)
+    features = batched_features(images, processor, encoder.image_features, f"{name} features", batch_size)
     if path is not None:
         np.save(path, features)
     return features

@@ -51,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 import frozen_probe_cross_source as recipe  # noqa: E402
 
 from aigi.data.layouts import load_detection_records  # noqa: E402
-from aigi.data.records import load_record_image, one_crop_pixel_values  # noqa: E402
+from aigi.data.records import load_record_image  # noqa: E402
 from aigi.data.sources import source_balanced_weights, source_group  # noqa: E402
 from aigi.data.transforms import CodecResizeAugment, get_protocol  # noqa: E402
 from aigi.evaluation.cross_source import summarise_folds  # noqa: E402
@@ -106,16 +106,6 @@ VIEW_INPUTS = {"highpass": highpass_residual, "half": lambda pixels: torch.nn.fu
                "rescale": lambda pixels: rescale_residual(pixels, "bilinear")}
 
 
-def view_features(images: np.ndarray, processor, features, desc: str) -> np.ndarray:
-    """`features(pixel_values)` of every image, 32 at a time, as one float array."""
-    chunks = []
-    for start in tqdm(range(0, len(images), 32), desc=desc):
-        batch = [Image.fromarray(np.ascontiguousarray(array)) for array in images[start:start + 32]]
-        with torch.inference_mode():
-            chunks.append(features(one_crop_pixel_values(processor, batch)).float().numpy())
-    return np.concatenate(chunks)
-
-
 def all_records() -> list:
     return list({r.id: r for s in splits().values() for part in ("train", "held_out")
                  for r in load_detection_records(str(s / f"{part}.csv"))}.values())
@@ -131,7 +121,8 @@ def compute_features(variant: str, backbone: str) -> None:
         images, _, _ = recipe.protocol_images(records, "normalized", CACHE)
     transform = VIEW_INPUTS.get(variant, lambda pixels: pixels)
     np.save(CACHE / f"features_{backbone}_{variant}_256.npy",
-            view_features(images, processor, lambda pixels: encoder.image_features(transform(pixels)), variant))
+            recipe.batched_features(images, processor, lambda pixels: encoder.image_features(transform(pixels)),
+                                    variant))
 
 
 def compute_stem1_features(backbone: str, view: str, crop: int) -> None:
@@ -146,7 +137,7 @@ def compute_stem1_features(backbone: str, view: str, crop: int) -> None:
     def features(pixels):
         return encoder.image_features(transform(pixels)[:, :, margin:margin + crop, margin:margin + crop])
     np.save(CACHE / f"features_{backbone}_stem1_{view}{crop}_256.npy",
-            view_features(images, processor, features, f"stem1 {view} {crop}"))
+            recipe.batched_features(images, processor, features, f"stem1 {view} {crop}"))
 
 
 def compare_stem1(backbone: str, ids: list[str]) -> None:
@@ -187,7 +178,7 @@ def compute_gram_features(backbone: str, stages: int = 3) -> None:
                                                          indices=list(range(stages)))
             return torch.cat([channel_correlations(stage) for stage in maps], 1)
         np.save(CACHE / f"features_{backbone}_gram_{view}_256.npy",
-                view_features(images, processor, features, f"gram {view}"))
+                recipe.batched_features(images, processor, features, f"gram {view}"))
 
 
 def rbf_svm(c: float):
